@@ -1,0 +1,71 @@
+"""Pluggable key-value stores for event bodies, opened by URL.
+
+``open_store(url)`` picks a backend by URL scheme: built-ins below, plus any third-party class
+registered in the ``eventpipe.kvstores`` entry-point group (scheme -> ``module:Class``). Every
+store is returned wrapped in :class:`CodecStore` (compression + checksum).
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from importlib.metadata import entry_points
+from typing import Any
+from urllib.parse import urlparse
+
+from .base import KeyValueStore, KVBadKey, KVCorrupt, KVError, KVUnavailable, check_key, redact_url
+from .codec import CodecStore
+
+BUILTIN_BACKENDS: dict[str, str] = {
+    "file": "eventpipe.kvstore.filesystem:FilesystemStore",
+    "memory": "eventpipe.kvstore.memory:MemoryStore",
+}
+
+ENTRY_POINT_GROUP = "eventpipe.kvstores"
+
+
+def backends() -> dict[str, dict[str, str]]:
+    """Every known scheme -> {"target": "module:Class", "source": "builtin"|distribution}."""
+    out = {scheme: {"target": target, "source": "builtin"} for scheme, target in BUILTIN_BACKENDS.items()}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist.name if ep.dist else "unknown"
+        if ep.name not in out or out[ep.name]["source"] != "builtin":
+            out[ep.name] = {"target": ep.value, "source": dist}
+    return out
+
+
+def _load(target: str) -> Any:
+    module, _, attr = target.partition(":")
+    return getattr(import_module(module), attr)
+
+
+def open_raw_store(url: str) -> KeyValueStore:
+    """Open the backend for ``url`` without the codec (for migration and benchmarks)."""
+    scheme = urlparse(url).scheme
+    known = backends()
+    if scheme not in known:
+        raise ValueError(
+            f"no key-value backend for scheme {scheme!r} in {redact_url(url)!r}; "
+            f"known: {', '.join(sorted(known))} (see `eventpipe kv backends`)"
+        )
+    cls = _load(known[scheme]["target"])
+    return cls(url)
+
+
+def open_store(url: str, *, compress: bool = True) -> CodecStore:
+    """Open a body store by URL, with compression and checksums."""
+    return CodecStore(open_raw_store(url), compress=compress)
+
+
+__all__ = [
+    "CodecStore",
+    "KVBadKey",
+    "KVCorrupt",
+    "KVError",
+    "KVUnavailable",
+    "KeyValueStore",
+    "backends",
+    "check_key",
+    "open_raw_store",
+    "open_store",
+    "redact_url",
+]

@@ -1,0 +1,157 @@
+"""SQL metadata: projects, issues, the event index, buffered counters, rollups, activity, dead letters.
+
+Every write the pipeline makes is idempotent by a unique key: ``(project_id, event_id)`` for events,
+``(project_id, fingerprint_hash)`` for issues, ``(issue_id, kind, event_id)`` for activity and the
+bucket key for rollups. Times are naive UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; BigInteger elsewhere.
+BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Project(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(200))
+    ingest_key: Mapped[str] = mapped_column(String(64), unique=True)
+    retention_days: Mapped[int] = mapped_column(Integer, default=90)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Issue(Base):
+    __tablename__ = "issues"
+    __table_args__ = (UniqueConstraint("project_id", "fingerprint_hash", name="uq_issue_fingerprint"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    fingerprint_hash: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(String(512))
+    culprit: Mapped[str] = mapped_column(String(512), default="")
+    level: Mapped[str] = mapped_column(String(16), default="error")
+    status: Mapped[str] = mapped_column(String(16), default="unresolved")
+    first_seen: Mapped[datetime] = mapped_column(DateTime)
+    last_seen: Mapped[datetime] = mapped_column(DateTime)
+    times_seen: Mapped[int] = mapped_column(BigInteger, default=0)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class Event(Base):
+    """The event index: one row per stored event, pointing at its body in the KV store."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("project_id", "event_id", name="uq_event_project_event"),
+        Index("ix_events_issue_ts", "issue_id", "timestamp"),
+        Index("ix_events_project_ts", "project_id", "timestamp"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    event_id: Mapped[str] = mapped_column(String(32))
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id"))
+    timestamp: Mapped[datetime] = mapped_column(DateTime)
+    received_at: Mapped[datetime] = mapped_column(DateTime)
+    kv_key: Mapped[str] = mapped_column(String(200))
+    size: Mapped[int] = mapped_column(Integer)
+    platform: Mapped[str] = mapped_column(String(32), default="other")
+    level: Mapped[str] = mapped_column(String(16), default="error")
+
+
+class AcceptedEvent(Base):
+    """Ingest dedupe: written after the event's message was confirmed by the broker, so a caller
+    whose publish failed can resend the same event_id without it being taken for a duplicate."""
+
+    __tablename__ = "accepted_events"
+
+    project_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    accepted_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class BufferedCounter(Base):
+    """Append-only increments written in the same transaction as the event row (so each event
+    counts once, however often it is delivered) and folded into issues by ``buffers.flush``.
+    Appending instead of updating keeps hot issues from serializing on one row."""
+
+    __tablename__ = "buffered_counters"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(Integer)
+    issue_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    delta: Mapped[int] = mapped_column(Integer, default=1)
+    seen_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Rollup(Base):
+    """Event counts per time bucket; ``issue_id`` 0 is the project-wide total."""
+
+    __tablename__ = "rollups"
+
+    resolution: Mapped[str] = mapped_column(String(8), primary_key=True)  # "hour" | "day"
+    bucket: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
+    project_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    issue_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+
+
+class Activity(Base):
+    """What post-processing found worth notifying: first_seen, regression."""
+
+    __tablename__ = "activities"
+    __table_args__ = (UniqueConstraint("issue_id", "kind", "event_id", name="uq_activity"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(Integer)
+    issue_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    notified_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class DeadLetter(Base):
+    """Dead letters of the embedded broker (RabbitMQ keeps its own in per-queue DLQs)."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    queue: Mapped[str] = mapped_column(String(200), index=True)
+    task: Mapped[str] = mapped_column(String(200))
+    message_id: Mapped[str] = mapped_column(String(64))
+    message: Mapped[dict] = mapped_column(JSON)
+    reason: Mapped[str] = mapped_column(Text)
+    traceback: Mapped[str] = mapped_column(Text, default="")
+    attempts: Mapped[int] = mapped_column(Integer)
+    failed_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class TaskReceipt(Base):
+    """Keys of idempotent task runs that completed (see eventpipe.tasks.receipts)."""
+
+    __tablename__ = "task_receipts"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    task: Mapped[str] = mapped_column(String(200))
+    done_at: Mapped[datetime] = mapped_column(DateTime, index=True)

@@ -1,0 +1,25 @@
+"""Small repository functions shared by tasks and commands: dialect-aware idempotent inserts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+
+def insert_ignore(session: Session, model: Any, rows: Sequence[dict[str, Any]], conflict: Sequence[str]) -> int:
+    """INSERT … ON CONFLICT DO NOTHING for SQLite and Postgres; returns rows actually inserted."""
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:  # pragma: no cover - other databases: plain insert, callers catch IntegrityError
+        return session.execute(insert(model), list(rows)).rowcount or 0
+    stmt = dialect_insert(model).on_conflict_do_nothing(index_elements=list(conflict))
+    result = session.execute(stmt, list(rows)) if len(rows) > 1 else session.execute(stmt.values(**rows[0]))
+    return max(result.rowcount or 0, 0)

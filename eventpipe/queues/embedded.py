@@ -1,0 +1,55 @@
+"""The embedded broker: dramatiq's in-process StubBroker, plus dead letters kept in SQL so they
+survive the process and `eventpipe ops dlq` can show them. No services needed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from dramatiq.brokers.stub import StubBroker, _StubConsumer
+from dramatiq.common import dq_name
+
+
+class EmbeddedBroker(StubBroker):
+    def __init__(self, middleware: list[Any] | None = None, *, on_dead_letter: Callable[[str, Any], None]) -> None:
+        super().__init__(middleware, fail_fast_default=False)
+        self.on_dead_letter = on_dead_letter
+
+    def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 100) -> _StubConsumer:
+        consumer = super().consume(queue_name, prefetch, timeout)
+        broker = self
+        original_nack = consumer.nack
+
+        def nack(message: Any) -> None:
+            original_nack(message)
+            broker.on_dead_letter(queue_name, message)
+
+        consumer.nack = nack  # type: ignore[method-assign]
+        return consumer
+
+    def pending(self) -> int:
+        """Messages waiting or in flight in every queue, delay queues included."""
+        return sum(q.unfinished_tasks for q in self.queues.values())
+
+    def run_until_idle(self, *, threads: int = 4, timeout_s: float = 3600, progress: Callable[[], None] | None = None) -> None:
+        """Start a worker, wait until every queue is empty and nothing is in flight, stop it."""
+        from dramatiq import Worker
+
+        worker = Worker(self, worker_threads=threads, worker_timeout=50)
+        worker.start()
+        deadline = time.monotonic() + timeout_s
+        try:
+            idle_rounds = 0
+            while idle_rounds < 3:  # three quiet looks in a row: nothing re-enqueued in between
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"queues still busy after {timeout_s:.0f}s: {self.pending()} messages")
+                if progress:
+                    progress()
+                idle_rounds = idle_rounds + 1 if self.pending() == 0 else 0
+                time.sleep(0.05)
+        finally:
+            worker.stop()
+
+    def delay_queue_name(self, queue_name: str) -> str:
+        return dq_name(queue_name)

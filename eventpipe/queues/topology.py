@@ -1,0 +1,46 @@
+"""Queue names. Every physical queue carries the deployment's prefix so several deployments or test
+runs share one broker; every process derives names the same way, so they declare identically."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Topology:
+    prefix: str = "eventpipe."
+
+    def queue(self, logical: str) -> str:
+        """Work queue for a logical queue name (``events`` -> ``eventpipe.events``)."""
+        return self.prefix + logical
+
+    def logical(self, physical: str) -> str:
+        return physical[len(self.prefix):] if physical.startswith(self.prefix) else physical
+
+    def dead_letter(self, logical: str) -> str:
+        return f"{self.prefix}{logical}.dlq"
+
+    def delay(self, logical: str, delay_ms: int) -> str:
+        """Per-delay holding queue: messages sit there (TTL) and dead-letter back to the work queue."""
+        return f"{self.prefix}{logical}.delay.{delay_ms}"
+
+    def heartbeat_exchange(self) -> str:
+        return f"{self.prefix}heartbeats"
+
+    def owns(self, physical: str) -> bool:
+        return physical.startswith(self.prefix)
+
+
+# Delays are rounded up to one of these buckets so the number of holding queues stays small;
+# rounding *up* keeps the guarantee "not before the requested delay".
+DELAY_BUCKETS_MS: tuple[int, ...] = (
+    100, 250, 500, 1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000,
+    600_000, 1_800_000, 3_600_000, 6 * 3_600_000, 24 * 3_600_000, 7 * 24 * 3_600_000,
+)
+
+
+def delay_bucket(delay_ms: int) -> int:
+    for bucket in DELAY_BUCKETS_MS:
+        if delay_ms <= bucket:
+            return bucket
+    return DELAY_BUCKETS_MS[-1]
