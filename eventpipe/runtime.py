@@ -106,10 +106,13 @@ class Runtime:
             )
 
     # Publishing --------------------------------------------------------------------------------
-    def enqueue(self, task_name: str, *, delay_ms: int | None = None, **kwargs: Any) -> dramatiq.Message:
-        """Publish one task message; returns once the broker has it (confirmed on RabbitMQ)."""
+    def enqueue(
+        self, task_name: str, *, delay_ms: int | None = None, options: dict[str, Any] | None = None, **kwargs: Any
+    ) -> dramatiq.Message:
+        """Publish one task message; returns once the broker has it (confirmed on RabbitMQ).
+        ``options`` are message options for middleware (e.g. ``expires_at`` for scheduled slots)."""
         actor = self.actors.get(task_name) or self._unknown(task_name)
-        return actor.send_with_options(kwargs=kwargs, delay=delay_ms)
+        return actor.send_with_options(kwargs=kwargs, delay=delay_ms, **(options or {}))
 
     def enqueue_many(self, task_name: str, kwargs_list: Iterable[dict[str, Any]]) -> int:
         """Publish many messages of one task; on RabbitMQ they share one confirm window."""

@@ -1,0 +1,59 @@
+"""How eventpipe declares its queues on a RabbitMQ node. One function, used by the broker, by
+`eventpipe federation setup` and by ops, so every process declares every queue identically
+(RabbitMQ refuses a redeclaration with different arguments: PRECONDITION_FAILED).
+
+Work and dead-letter queues are classic durable queues (DESIGN.md §7: quorum queues misbehave with
+federation on 3.10). Delay queues hold messages for a fixed TTL and dead-letter them back to
+their work queue, so delayed work waits in the broker, never in a worker's memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import pika
+
+from .topology import Topology
+
+WORK_ARGS: dict[str, Any] = {"x-queue-type": "classic"}
+DLQ_ARGS: dict[str, Any] = {"x-queue-type": "classic"}
+
+
+def delay_args(topology: Topology, logical: str, delay_ms: int) -> dict[str, Any]:
+    return {
+        "x-queue-type": "classic",
+        "x-message-ttl": delay_ms,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": topology.queue(logical),
+        # an idle holding queue disappears after a day without use
+        "x-expires": max(delay_ms * 2, 86_400_000),
+    }
+
+
+def declare_work_queue(channel: Any, topology: Topology, logical: str) -> None:
+    channel.queue_declare(topology.queue(logical), durable=True, arguments=WORK_ARGS)
+    channel.queue_declare(topology.dead_letter(logical), durable=True, arguments=DLQ_ARGS)
+
+
+def declare_delay_queue(channel: Any, topology: Topology, logical: str, delay_ms: int) -> str:
+    name = topology.delay(logical, delay_ms)
+    channel.queue_declare(name, durable=True, arguments=delay_args(topology, logical, delay_ms))
+    return name
+
+
+def declare_queues(amqp_url: str, topology: Topology, logical_queues: Iterable[str]) -> list[str]:
+    """Declare every work queue and its dead-letter queue on one node; returns the names."""
+    params = pika.URLParameters(amqp_url)
+    params.connection_attempts = 3
+    params.retry_delay = 1
+    conn = pika.BlockingConnection(params)
+    try:
+        channel = conn.channel()
+        names = []
+        for logical in logical_queues:
+            declare_work_queue(channel, topology, logical)
+            names += [topology.queue(logical), topology.dead_letter(logical)]
+        return names
+    finally:
+        conn.close()
