@@ -18,6 +18,13 @@ from .codec import CodecStore
 BUILTIN_BACKENDS: dict[str, str] = {
     "file": "eventpipe.kvstore.filesystem:FilesystemStore",
     "memory": "eventpipe.kvstore.memory:MemoryStore",
+    "sqlite": "eventpipe.kvstore.sqlite:SQLiteStore",
+    "postgresql+psycopg": "eventpipe.kvstore.sql:PostgresStore",
+    "postgresql": "eventpipe.kvstore.sql:PostgresStore",
+    "redis": "eventpipe.kvstore.redis:RedisStore",
+    "rediss": "eventpipe.kvstore.redis:RedisStore",
+    "redis+cluster": "eventpipe.kvstore.redis:RedisClusterStore",
+    "s3": "eventpipe.kvstore.s3:S3Store",
 }
 
 ENTRY_POINT_GROUP = "eventpipe.kvstores"
