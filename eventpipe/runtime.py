@@ -129,6 +129,13 @@ class Runtime:
     def _unknown(self, task_name: str) -> dramatiq.Actor:
         raise KeyError(f"no task named {task_name!r}; see `eventpipe tasks list`")
 
+    def pin_node(self, node: str) -> None:
+        """Publish only to the broker node HOST:PORT (``--node``)."""
+        pin = getattr(self.broker, "pin_node", None)
+        if pin is None:
+            raise ValueError("--node needs RabbitMQ nodes (EVENTPIPE_BROKER_URLS); the embedded broker has none")
+        pin(node)
+
     def queue_names(self) -> list[str]:
         return [self.topology.queue(q) for q in self.registry.queues()]
 

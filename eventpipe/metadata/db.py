@@ -3,6 +3,8 @@ worker threads queue for the write lock instead of failing with 'database is loc
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -51,6 +53,11 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.factory = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one writer; its busy handler sleeps in steps of up to 100 ms when threads
+        # collide. Queueing this process's transactions on a lock wakes the next one at once.
+        self._lock: threading.Lock | contextlib.nullcontext[None] = (
+            threading.Lock() if self.engine.dialect.name == "sqlite" else contextlib.nullcontext()
+        )
 
     @property
     def dialect(self) -> str:
@@ -58,7 +65,7 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with self.factory() as session, session.begin():
+        with self._lock, self.factory() as session, session.begin():
             yield session
 
     def upgrade(self) -> None:

@@ -65,6 +65,8 @@ class Event(Base):
         UniqueConstraint("project_id", "event_id", name="uq_event_project_event"),
         Index("ix_events_issue_ts", "issue_id", "timestamp"),
         Index("ix_events_project_ts", "project_id", "timestamp"),
+        Index("ix_events_ts", "timestamp"),
+        Index("ix_events_received", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)

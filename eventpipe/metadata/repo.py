@@ -10,7 +10,10 @@ from sqlalchemy.orm import Session
 
 
 def insert_ignore(session: Session, model: Any, rows: Sequence[dict[str, Any]], conflict: Sequence[str]) -> int:
-    """INSERT … ON CONFLICT DO NOTHING for SQLite and Postgres; returns rows actually inserted."""
+    """INSERT … ON CONFLICT DO NOTHING for SQLite and Postgres.
+
+    Returns the rows actually inserted for a single row; for a batch the drivers do not report it
+    reliably, so -1 ("unknown")."""
     if not rows:
         return 0
     dialect = session.get_bind().dialect.name
@@ -21,5 +24,8 @@ def insert_ignore(session: Session, model: Any, rows: Sequence[dict[str, Any]], 
     else:  # pragma: no cover - other databases: plain insert, callers catch IntegrityError
         return session.execute(insert(model), list(rows)).rowcount or 0
     stmt = dialect_insert(model).on_conflict_do_nothing(index_elements=list(conflict))
-    result = session.execute(stmt, list(rows)) if len(rows) > 1 else session.execute(stmt.values(**rows[0]))
-    return max(result.rowcount or 0, 0)
+    if len(rows) > 1:
+        session.execute(stmt, list(rows))
+        return -1
+    result = session.execute(stmt.values(**rows[0]))
+    return max(getattr(result, "rowcount", 0) or 0, 0)

@@ -1,0 +1,53 @@
+"""Write-behind counters: ``events.save`` appends one row per event; ``buffers.flush`` folds them
+into the issues. The DELETE … RETURNING claims rows atomically, so concurrent flushes never
+apply an increment twice, and a crashed flush rolls back and leaves its rows for the next one."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import delete, select, update
+
+from eventpipe.metadata.models import BufferedCounter, Issue
+from eventpipe.pipeline.counters import fold_increments
+from eventpipe.tasks.api import task
+
+if TYPE_CHECKING:
+    from eventpipe.runtime import Runtime
+
+FLUSH_CHUNK = 5000
+
+
+def flush_counters(rt: Runtime, *, chunk: int = FLUSH_CHUNK) -> int:
+    """Apply every pending increment; returns how many increments were applied."""
+    applied = 0
+    while True:
+        with rt.db.session() as s:
+            ids = select(BufferedCounter.id).order_by(BufferedCounter.id).limit(chunk).scalar_subquery()
+            rows = s.execute(
+                delete(BufferedCounter)
+                .where(BufferedCounter.id.in_(ids))
+                .returning(BufferedCounter.issue_id, BufferedCounter.delta, BufferedCounter.seen_at)
+            ).all()
+            if not rows:
+                return applied
+            for issue_id, total in sorted(fold_increments(rows).items()):
+                issue = s.get(Issue, issue_id, with_for_update=True)
+                if issue is None:
+                    continue  # issue deleted meanwhile: its counts go with it
+                s.execute(
+                    update(Issue)
+                    .where(Issue.id == issue_id)
+                    .values(
+                        times_seen=Issue.times_seen + total.count,
+                        last_seen=max(issue.last_seen, total.last_seen),
+                        first_seen=min(issue.first_seen, total.first_seen),
+                    )
+                )
+            applied += len(rows)
+
+
+@task("buffers.flush", queue="buffers", max_retries=3)
+def flush(rt: Runtime) -> int:
+    """Apply buffered counters (times seen, first/last seen) to issues."""
+    return flush_counters(rt)
