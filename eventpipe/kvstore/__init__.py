@@ -7,6 +7,7 @@ store is returned wrapped in :class:`CodecStore` (compression + checksum).
 
 from __future__ import annotations
 
+import os
 from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Any
@@ -63,6 +64,27 @@ def open_store(url: str, *, compress: bool = True) -> CodecStore:
     return CodecStore(open_raw_store(url), compress=compress)
 
 
+def open_configured_store(settings: Any) -> KeyValueStore:
+    """The body store the running system should use.
+
+    Normally ``open_store(settings.resolved_kv_url())``. While moving to a new backend, setting
+    ``kv_old_url`` (env ``EVENTPIPE_KV_OLD_URL``) returns a :class:`DualWriteStore` that writes
+    both and reads the new store first, then the old one.
+    """
+    from .dualwrite import DualWriteStore
+
+    new = open_store(settings.resolved_kv_url())
+    old_url = getattr(settings, "kv_old_url", None) or os.environ.get("EVENTPIPE_KV_OLD_URL") or None
+    if not old_url or redact_url(old_url) == redact_url(new.url):
+        return new
+    try:
+        old = open_store(old_url)
+    except BaseException:
+        new.close()
+        raise
+    return DualWriteStore(new, old)
+
+
 __all__ = [
     "CodecStore",
     "KVBadKey",
@@ -72,6 +94,7 @@ __all__ = [
     "KeyValueStore",
     "backends",
     "check_key",
+    "open_configured_store",
     "open_raw_store",
     "open_store",
     "redact_url",
