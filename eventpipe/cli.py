@@ -270,14 +270,14 @@ def send(files: tuple[Path, ...], project_id: int | None, node: str | None, as_j
         except InvalidEvent as exc:
             failed = True
             report.append({"file": str(path), "error": str(exc), "reason": exc.reason, "field": exc.field})
-            err.print(f"[red]{path}[/red]: {exc.field}: {exc.detail}")
+            err.print(f"[red]{exc.field}[/red]: {exc.detail}", soft_wrap=True)
             continue
         result = submit_many(rt, pid, events)
         accepted += len(result.accepted)
         for r in result.rejected:
             failed = True
             where = f"{path}" + (f"[{r.index}]" if len(events) > 1 else "")
-            err.print(f"[red]{where}[/red]: {r.field}: {r.detail}")
+            err.print(f"[red]{where}[/red]: {r.field}: {r.detail}", soft_wrap=True)
         report.append(
             {
                 "file": str(path),

@@ -7,6 +7,7 @@ way: the expiry is stored as the file's mtime in the future, checked on read.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Iterator
@@ -64,7 +65,8 @@ class FilesystemStore(BatchFallbackMixin):
                 os.utime(tmp, (mtime, mtime))
             os.replace(tmp, path)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
             raise KVUnavailable(f"{self.url}: write of {key!r} failed ({exc})") from None
 
     def delete(self, key: str) -> None:

@@ -33,6 +33,7 @@ from redis.cluster import ClusterNode, RedisCluster
 from .base import KVError, KVUnavailable, check_key, redact_url
 
 _CHUNK = 1000
+_ERRORS: tuple[type[BaseException], ...] = (rex.RedisError, rex.RedisClusterException)
 
 # Everything that means "the server (or the shard) cannot answer right now": retry later.
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -45,6 +46,7 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     rex.ReadOnlyError,
     rex.SlotNotCoveredError,
     rex.MaxConnectionsError,
+    rex.RedisClusterException,  # "cannot be connected", slots cache disagreement: topology, not data
     ConnectionError,
     TimeoutError,
 )
@@ -94,7 +96,7 @@ class RedisStore:
         k = self._k(key)
         try:
             value = self.client.get(k)
-        except rex.RedisError as exc:
+        except _ERRORS as exc:
             raise self._fail(f"read of {key!r}", exc) from None
         return None if value is None else bytes(value)
 
@@ -110,7 +112,7 @@ class RedisStore:
                 for key, value in zip(wanted[i:i + _CHUNK], self._mget(full[i:i + _CHUNK]), strict=True):
                     if value is not None:
                         out[key] = bytes(value)
-        except rex.RedisError as exc:
+        except _ERRORS as exc:
             raise self._fail("batch read", exc) from None
         return out
 
@@ -121,7 +123,7 @@ class RedisStore:
         k = self._k(key)
         try:
             self.client.set(k, value, px=self._px(ttl))
-        except rex.RedisError as exc:
+        except _ERRORS as exc:
             raise self._fail(f"write of {key!r}", exc) from None
 
     def put_many(self, items: Mapping[str, bytes], *, ttl: float | None = None) -> None:
@@ -138,7 +140,7 @@ class RedisStore:
                 for k, v in pairs[i:i + _CHUNK]:
                     pipe.set(k, v, px=px)
                 pipe.execute()
-        except rex.RedisError as exc:
+        except _ERRORS as exc:
             raise self._fail("batch write", exc) from None
 
     def _put_and_wait(self, pairs: list[tuple[str, bytes]], px: int | None) -> None:
@@ -162,14 +164,14 @@ class RedisStore:
         try:
             for i in range(0, len(full), _CHUNK):
                 self.client.unlink(*full[i:i + _CHUNK])
-        except rex.RedisError as exc:
+        except _ERRORS as exc:
             raise self._fail("batch delete", exc) from None
 
     def exists(self, key: str) -> bool:
         k = self._k(key)
         try:
             return bool(self.client.exists(k))
-        except rex.RedisError as exc:
+        except _ERRORS as exc:
             raise self._fail(f"exists of {key!r}", exc) from None
 
     def keys(self, prefix: str = "") -> Iterator[str]:
@@ -179,13 +181,13 @@ class RedisStore:
         try:
             for raw in self.client.scan_iter(match=pattern, count=1000):
                 yield (raw.decode() if isinstance(raw, bytes) else raw)[cut:]
-        except rex.RedisError as exc:
+        except _ERRORS as exc:
             raise self._fail("key listing", exc) from None
 
     def close(self) -> None:
         try:
             self.client.close()
-        except rex.RedisError:
+        except _ERRORS:
             pass
 
 
@@ -215,7 +217,7 @@ class RedisClusterStore(RedisStore):
                 socket_connect_timeout=timeout,
                 require_full_coverage=False,
             )
-        except rex.RedisError as exc:
+        except _ERRORS as exc:
             raise self._fail("connect", exc) from None
 
     def _mget(self, keys: list[str]) -> list[Any]:
@@ -245,7 +247,7 @@ class RedisClusterStore(RedisStore):
             # a master died or slots moved (MOVED/ASK/CLUSTERDOWN): refresh the slot map for the retry
             try:
                 self.client.nodes_manager.initialize()
-            except rex.RedisError:
+            except _ERRORS:
                 pass
             raise
 
@@ -262,7 +264,7 @@ class RedisClusterStore(RedisStore):
                     if key not in seen:
                         seen.add(key)
                         yield key
-        except rex.RedisError as exc:
+        except _ERRORS as exc:
             raise self._fail("key listing", exc) from None
 
 

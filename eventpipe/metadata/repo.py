@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, literal_column
 from sqlalchemy.orm import Session
 
 
@@ -27,5 +27,6 @@ def insert_ignore(session: Session, model: Any, rows: Sequence[dict[str, Any]], 
     if len(rows) > 1:
         session.execute(stmt, list(rows))
         return -1
-    result = session.execute(stmt.values(**rows[0]))
-    return max(getattr(result, "rowcount", 0) or 0, 0)
+    # RETURNING yields a row only when the insert happened; rowcount is -1 under some drivers.
+    result = session.execute(stmt.values(**rows[0]).returning(literal_column("1")))
+    return 1 if result.first() is not None else 0

@@ -1,0 +1,114 @@
+import math
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from eventpipe.pipeline.errors import InvalidEvent
+from eventpipe.pipeline.normalize import is_in_app, normalize_event
+
+NOW = 1_760_000_000.0
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=30,
+)
+event_keys = st.sampled_from(
+    ["event_id", "timestamp", "level", "platform", "message", "logentry", "exception", "fingerprint", "tags",
+     "extra", "user", "request", "release", "breadcrumbs", "contexts", "culprit"]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(event_keys, json_values, max_size=8) | json_values)
+def test_any_json_normalizes_or_is_rejected_clearly(data):
+    try:
+        out = normalize_event(data, project_id=1, received=NOW)
+    except InvalidEvent as exc:
+        assert exc.reason and exc.field and exc.detail
+        assert exc.field in str(exc)
+        return
+    assert len(out["event_id"]) == 32
+    assert out["level"] in {"fatal", "error", "warning", "info", "debug"}
+    assert math.isfinite(out["timestamp"])
+    assert "message" in out or "exception" in out
+
+
+def test_levels_platforms_and_timestamps_are_normalized():
+    out = normalize_event(
+        {"message": "x", "level": "WARN", "platform": "js", "timestamp": "2025-10-09T08:53:20Z"},
+        project_id=1,
+        received=NOW,
+    )
+    assert out["level"] == "warning"
+    assert out["platform"] == "javascript"
+    assert out["timestamp"] == 1760000000.0
+
+
+def test_future_and_ancient_timestamps_are_clamped_with_a_recorded_error():
+    future = normalize_event({"message": "x", "timestamp": NOW + 3600}, project_id=1, received=NOW)
+    assert future["timestamp"] == NOW and future["errors"][0]["field"] == "timestamp"
+    old = normalize_event({"message": "x", "timestamp": NOW - 90 * 86400}, project_id=1, received=NOW)
+    assert old["timestamp"] == NOW
+
+
+@pytest.mark.parametrize(
+    ("event", "reason", "field"),
+    [
+        ([1, 2], "not_an_object", "$"),
+        ({"message": "x", "event_id": "nope"}, "invalid_event_id", "event_id"),
+        ({"message": "x", "timestamp": "yesterday"}, "invalid_timestamp", "timestamp"),
+        ({"exception": "boom"}, "invalid_exception", "exception"),
+        ({"exception": {"values": [{"type": "E", "stacktrace": {"frames": "x"}}]}}, "invalid_stacktrace", "exception.values[0].stacktrace"),
+        ({"message": "x", "fingerprint": "abc"}, "invalid_fingerprint", "fingerprint"),
+        ({"level": "error"}, "no_content", "message"),
+    ],
+)
+def test_structural_errors_name_the_field(event, reason, field):
+    with pytest.raises(InvalidEvent) as info:
+        normalize_event(event, project_id=1, received=NOW)
+    assert info.value.reason == reason
+    assert info.value.field == field
+
+
+def test_unknown_level_is_repaired_not_rejected():
+    out = normalize_event({"message": "x", "level": "loud"}, project_id=1, received=NOW)
+    assert out["level"] == "error" and out["errors"][0]["field"] == "level"
+
+
+def test_in_app_detection():
+    assert is_in_app({"module": "app.views", "filename": "app/views.py"})
+    assert not is_in_app({"module": "django.core.handlers", "filename": "x.py"})
+    assert not is_in_app({"filename": "/usr/lib/python3/site-packages/requests/api.py"})
+    assert not is_in_app({"filename": "node_modules/react-dom/index.js"})
+    out = normalize_event(
+        {"exception": {"values": [{"type": "E", "stacktrace": {"frames": [
+            {"module": "java.util.List", "function": "get"},
+            {"module": "com.acme.Billing", "function": "charge"},
+            {"module": "com.acme.Lib", "function": "x", "in_app": False},
+        ]}}]}},
+        project_id=1,
+        received=time.time(),
+    )
+    assert [f["in_app"] for f in out["exception"][0]["frames"]] == [False, True, False]
+
+
+def test_logentry_is_formatted_and_keeps_template():
+    out = normalize_event({"logentry": {"message": "user %s failed", "params": ["bob"]}}, project_id=1, received=NOW)
+    assert out["message"] == "user bob failed"
+    assert out["logentry"]["message"] == "user %s failed"
+
+
+def test_deep_nesting_is_bounded():
+    deep: dict = {}
+    cur = deep
+    for _ in range(50):
+        cur["a"] = {}
+        cur = cur["a"]
+    out = normalize_event({"message": "x", "extra": deep}, project_id=1, received=NOW)
+    depth, cur = 0, out["extra"]
+    while isinstance(cur, dict):
+        cur, depth = cur.get("a"), depth + 1
+    assert depth <= 9
