@@ -1,0 +1,37 @@
+# The two commands of the README: `make demo` and `make test`. Both install what they need.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+EVENTS ?= 10000
+SEED ?= 1
+
+.PHONY: demo test test-fast bench install clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+## Run the reference pipeline on the embedded default (in-process broker, SQLite, local KV).
+demo: $(BIN)/.installed
+	$(BIN)/eventpipe demo --events $(EVENTS) --seed $(SEED)
+
+## The whole test suite, against the machine's RabbitMQ, Postgres and Redis, plus servers the
+## tests start themselves (extra RabbitMQ nodes, SeaweedFS, a Redis Cluster).
+test: $(BIN)/.installed
+	$(BIN)/pytest -q -p no:cacheprovider
+
+## Unit tests only: no services.
+test-fast: $(BIN)/.installed
+	$(BIN)/pytest -q tests/unit
+
+## Benchmarks side by side with raw pika, plain Dramatiq and Celery.
+bench: $(BIN)/.installed
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	$(BIN)/python -m benchmarks all
+
+clean:
+	rm -rf .eventpipe $(VENV) *.egg-info
