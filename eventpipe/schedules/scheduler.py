@@ -64,6 +64,14 @@ class FiredSlot:
 
 
 @dataclass
+class _Published:
+    task: str
+    message_id: str
+    at: datetime
+    recorded: bool = False
+
+
+@dataclass
 class TickResult:
     """What one tick did; ``read`` is False when nothing could be due and the database was not touched."""
 
@@ -121,7 +129,7 @@ class Scheduler:
         self._next_check: dict[str, datetime] = {}
         self._last_read: datetime | None = None
         self._owed: set[tuple[str, datetime]] = set()  # claimed by us, publish failed: retry
-        self._unrecorded: dict[tuple[str, datetime], tuple[str, datetime, bool]] = {}  # published, not recorded
+        self._unrecorded: dict[tuple[str, datetime], _Published] = {}  # published, not yet recorded
         self._last_prune: datetime | None = None
         self._lock = threading.Lock()
 
@@ -154,7 +162,7 @@ class Scheduler:
     def _tick(self, now: datetime) -> TickResult:
         result = TickResult(now)
         specs = self.jobs.all()
-        self._retry_records(result)
+        self._record_published()
         if not specs or not self._needs_read(now, specs):
             return result
         result.read = True
@@ -206,21 +214,25 @@ class Scheduler:
         # Owed slots someone else took over (or that were fired meanwhile) are no longer ours.
         self._owed &= won
         by_name = {s.name: s for s in specs}
-        for job, slot in sorted(won, key=lambda js: (js[1], js[0])):
-            self._fire(by_name[job], slot, result)
+        ordered = sorted(won, key=lambda js: (js[1], js[0]))
+        if ordered and not self.claims.authoritative:
+            # A Redis claim does not prove the slot unfired (its key may have expired after the
+            # firing was recorded): SQL history decides.
+            with self.rt.db.session() as s:
+                done = {k for k in ordered if store.is_fired(s, k[0], k[1])}
+            for job, slot in done:
+                self._owed.discard((job, slot))
+                self.claims.fired(job, slot, self.id)
+            ordered = [k for k in ordered if k not in done]
+        for job, slot in ordered:
+            self._publish(by_name[job], slot, result)
+        self._record_published()
         self._maybe_prune(now)
         return result
 
     # Firing ------------------------------------------------------------------------------------
-    def _fire(self, spec: JobSpec, slot: datetime, result: TickResult) -> None:
+    def _publish(self, spec: JobSpec, slot: datetime, result: TickResult) -> None:
         key = (spec.name, slot)
-        if not self.claims.authoritative:
-            with self.rt.db.session() as s:
-                already = store.is_fired(s, spec.name, slot)
-            if already:
-                self._owed.discard(key)
-                self.claims.fired(spec.name, slot, self.id)
-                return
         now = to_utc(self.clock())
         options: dict[str, Any] = {
             "schedule_job": spec.name,
@@ -239,31 +251,30 @@ class Scheduler:
         self._owed.discard(key)
         message_id = str(getattr(message, "message_id", ""))
         result.fired.append(FiredSlot(spec.name, slot, message_id, spec.task))
-        self._unrecorded[key] = (message_id, now, False)
-        self._record(spec, slot)
+        self._unrecorded[key] = _Published(spec.task, message_id, now)
 
-    def _record(self, spec: JobSpec, slot: datetime) -> None:
-        key = (spec.name, slot)
-        message_id, fired_at, sql_done = self._unrecorded[key]
-        try:
-            if not sql_done:
-                with self.rt.db.session() as s:
-                    first = store.record_fired(
-                        s, job=spec.name, task=spec.task, slot=slot, fired_at=fired_at, fired_by=self.id, message_id=message_id
-                    )
-                self._unrecorded[key] = (message_id, fired_at, True)
-                if not first:
-                    log.error("job %s slot %s was fired twice (a scheduler stalled past its lease?)", spec.name, slot.isoformat())
-            self.claims.fired(spec.name, slot, self.id)
-        except Exception:  # noqa: BLE001 - the message is out; only the record is retried
-            log.exception("job %s slot %s: published but not recorded yet; retrying the record", spec.name, slot.isoformat())
+    def _record_published(self) -> None:
+        """Record every published-but-unrecorded slot in one transaction, then close the claims.
+        If the database is down the messages are out already: only the record is retried."""
+        if not self._unrecorded:
             return
-        del self._unrecorded[key]
-
-    def _retry_records(self, result: TickResult) -> None:
-        for job, slot in list(self._unrecorded):
-            if job in self.jobs:
-                self._record(self.jobs.get(job), slot)
+        todo = [(k, p) for k, p in self._unrecorded.items() if not p.recorded]
+        try:
+            if todo:
+                with self.rt.db.session() as s:
+                    for (job, slot), p in todo:
+                        first = store.record_fired(
+                            s, job=job, task=p.task, slot=slot, fired_at=p.at, fired_by=self.id, message_id=p.message_id
+                        )
+                        if not first:
+                            log.error("job %s slot %s was fired twice (a scheduler stalled past its lease?)", job, slot.isoformat())
+                for _key, p in todo:
+                    p.recorded = True
+            for (job, slot) in list(self._unrecorded):
+                self.claims.fired(job, slot, self.id)
+                del self._unrecorded[(job, slot)]
+        except Exception:  # noqa: BLE001
+            log.exception("%d published slot(s) not recorded yet; retrying the record next tick", len(self._unrecorded))
 
     def _maybe_prune(self, now: datetime) -> None:
         if self._last_prune is not None and now - self._last_prune < timedelta(hours=1):

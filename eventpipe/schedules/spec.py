@@ -36,6 +36,7 @@ CATCH_UP_POLICIES: tuple[str, ...] = ("skip", "once", "all")
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DEFAULT_GRACE_S = 60.0
+COUNT_CAP = 10_000  # counting skipped cron slots stops here (a log line, not a decision)
 _US = 1_000_000
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
@@ -276,6 +277,17 @@ class JobSpec:
             out.append(t)
         return out
 
+    def count_between(self, after: datetime, until: datetime) -> int:
+        """How many slots lie in ``(after, until]`` (exact for intervals, capped at COUNT_CAP for cron)."""
+        after, until = to_utc(after), to_utc(until)
+        if until <= after:
+            return 0
+        if self.every_s is not None:
+            step = round(self.every_s * _US)
+            us = timedelta(microseconds=1)
+            return (until - EPOCH) // us // step - (after - EPOCH) // us // step
+        return len(self.slots_between(after, until, limit=COUNT_CAP))
+
     def _cron(self, start: datetime) -> Any:
         from croniter import croniter
 
@@ -297,7 +309,7 @@ class Plan:
     fire: list[datetime]
     watermark: datetime | None
     skipped: int
-    more_skipped: bool = False  # older missed slots exist beyond the ones looked at
+    more_skipped: bool = False  # the skipped count hit COUNT_CAP (there were at least that many)
 
 
 def plan(spec: JobSpec, watermark: datetime | None, now: datetime) -> Plan:
@@ -332,7 +344,10 @@ def plan(spec: JobSpec, watermark: datetime | None, now: datetime) -> Plan:
     else:
         late = (now - spec.due_at(newest)).total_seconds()
         fire = [newest] if late <= spec.effective_grace_s else []
-    return Plan(fire, newest, len(due) - len(fire), more_skipped=more)
+    if watermark is None:  # first sight: nothing was missed, there is just a starting point
+        return Plan(fire, newest, 0)
+    total = spec.count_between(watermark, newest) if more else len(due)
+    return Plan(fire, newest, total - len(fire), more_skipped=total >= COUNT_CAP)
 
 
 class JobRegistry:
