@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 
 from .base import KeyValueStore, KVBadKey, KVCorrupt, KVError, KVUnavailable, check_key, redact_url
 from .codec import CodecStore
+from .dualwrite import DualWriteStore
 
 BUILTIN_BACKENDS: dict[str, str] = {
     "file": "eventpipe.kvstore.filesystem:FilesystemStore",
@@ -71,8 +72,6 @@ def open_configured_store(settings: Any) -> KeyValueStore:
     ``kv_old_url`` (env ``EVENTPIPE_KV_OLD_URL``) returns a :class:`DualWriteStore` that writes
     both and reads the new store first, then the old one.
     """
-    from .dualwrite import DualWriteStore
-
     new = open_store(settings.resolved_kv_url())
     old_url = getattr(settings, "kv_old_url", None) or os.environ.get("EVENTPIPE_KV_OLD_URL") or None
     if not old_url or redact_url(old_url) == redact_url(new.url):
@@ -87,11 +86,13 @@ def open_configured_store(settings: Any) -> KeyValueStore:
 
 __all__ = [
     "CodecStore",
+    "DualWriteStore",
     "KVBadKey",
     "KVCorrupt",
     "KVError",
     "KVUnavailable",
     "KeyValueStore",
+    "ENTRY_POINT_GROUP",
     "backends",
     "check_key",
     "open_configured_store",
