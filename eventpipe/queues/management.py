@@ -354,9 +354,12 @@ class ManagementClient:
     def shovel(self, name: str, vhost: str = DEFAULT_VHOST) -> dict[str, Any] | None:
         """The shovel's status (``state``: starting, running, terminated), or None once it is gone."""
         try:
-            return self._request("GET", f"/api/shovels/vhost/{self._v(vhost)}/{self._n(name)}")
+            found = self._request("GET", f"/api/shovels/vhost/{self._v(vhost)}/{self._n(name)}")
         except NotFound:
             return None
+        if isinstance(found, list):  # 3.10 answers a one-element list while the shovel exists
+            return found[0] if found else None
+        return found
 
     def shovels(self, vhost: str = DEFAULT_VHOST) -> list[dict[str, Any]]:
         return self._request("GET", f"/api/shovels/{self._v(vhost)}") or []
