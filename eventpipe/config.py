@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(default=None, description="amqp:// URL; default: in-process broker")
     broker_urls: list[str] = Field(default_factory=list, description="several federated amqp:// nodes")
     management_urls: list[str] = Field(default_factory=list, description="management API per node")
+    task_modules: list[str] = Field(default_factory=list, description="extra modules declaring @task functions")
+    consume_nodes: list[str] = Field(default_factory=list, description="HOST:PORT nodes a worker consumes from")
+    kv_old_url: str | None = Field(default=None, description="previous KV store: dual-write while migrating")
     redis_url: str | None = Field(default=None, description="redis:// URL for slot claims and dedupe")
     queue_prefix: str = Field(default="eventpipe.", description="prefix of every queue name")
     prefetch: int = Field(default=8, ge=1, le=65535, description="default prefetch per worker process")
@@ -65,7 +68,7 @@ class Settings(BaseSettings):
             raise ValueError("a non-empty name of at most 64 characters without spaces, e.g. 'eventpipe.'")
         return v
 
-    @field_validator("broker_urls", "management_urls", mode="before")
+    @field_validator("broker_urls", "management_urls", "consume_nodes", "task_modules", mode="before")
     @classmethod
     def _split_csv(cls, v: Any) -> Any:
         if isinstance(v, str):

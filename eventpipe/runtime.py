@@ -32,7 +32,7 @@ class Runtime:
     def __init__(self, settings: Settings, *, migrate: bool = True) -> None:
         self.settings = settings
         self.topology = Topology(settings.queue_prefix)
-        self.registry: Registry = load_catalogue()
+        self.registry: Registry = load_catalogue(settings.task_modules)
         self.db = Database(settings.resolved_database_url())
         if migrate:
             self.db.upgrade()

@@ -157,3 +157,30 @@ class TaskReceipt(Base):
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     task: Mapped[str] = mapped_column(String(200))
     done_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+class WorkerHeartbeat(Base):
+    """Each worker process upserts its row every few seconds; ops shows the ones seen recently."""
+
+    __tablename__ = "worker_heartbeats"
+
+    worker_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    pool: Mapped[str] = mapped_column(String(100), default="")
+    queues: Mapped[list] = mapped_column(JSON)
+    nodes: Mapped[list] = mapped_column(JSON)
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    last_seen: Mapped[datetime] = mapped_column(DateTime, index=True)
+    tasks_done: Mapped[int] = mapped_column(BigInteger, default=0)
+    state: Mapped[str] = mapped_column(String(16), default="running")
+
+
+class QueuePause(Base):
+    """A paused logical queue: every worker stops consuming it within seconds, until resumed."""
+
+    __tablename__ = "queue_pauses"
+
+    queue: Mapped[str] = mapped_column(String(200), primary_key=True)
+    paused_at: Mapped[datetime] = mapped_column(DateTime)
+    reason: Mapped[str] = mapped_column(Text, default="")

@@ -126,12 +126,13 @@ CATALOGUE_MODULES = (
 )
 
 
-def load_catalogue() -> Registry:
-    """Import every catalogue module (and plugin modules named in entry points) so all tasks exist."""
+def load_catalogue(extra_modules: tuple[str, ...] | list[str] = ()) -> Registry:
+    """Import every catalogue module, the user's task modules (``EVENTPIPE_TASK_MODULES``) and
+    plugin modules named in entry points, so all tasks exist in this process."""
     from importlib import import_module
     from importlib.metadata import entry_points
 
-    for module in CATALOGUE_MODULES:
+    for module in (*CATALOGUE_MODULES, *extra_modules):
         import_module(module)
     for ep in entry_points(group="eventpipe.tasks"):
         ep.load()
