@@ -124,11 +124,14 @@ def status_cmd(as_json: bool, show_all: bool) -> None:
             summary.add_column(col)
         for node in result.nodes:
             bad = node.not_running()
-            summary.add_row(
-                node.node, str(len(node.links) - len(bad)), str(len(bad)),
-                node.error or ("" if node.links else "no federated queues: run `eventpipe federation setup`"),
-            )
+            note = "unreachable" if not node.reachable else ("see below" if node.error else "")
+            if node.reachable and not node.error and not node.links:
+                note = "no federated queues yet"
+            summary.add_row(node.node, str(len(node.links) - len(bad)), str(len(bad)), note)
         console.print(summary)
+        for node in result.nodes:  # full messages unwrapped: they say what to do next
+            if node.error:
+                console.print(f"{node.node}: {node.error}", soft_wrap=True, markup=False, highlight=False)
         # one row per (node, upstream, status, error) with a queue count: a dead peer breaks
         # the links of every queue at once, and fifty identical rows would hide that
         groups: dict[tuple[str, str, str, str], list[str]] = {}
@@ -145,8 +148,8 @@ def status_cmd(as_json: bool, show_all: bool) -> None:
                 detail.add_row(node_name, upstream, state, shown, error)
             console.print(detail)
         if not result.all_running:
-            console.print("[bold red]not all links are running[/bold red]: check the nodes above; "
-                          "links reconnect on their own once a peer is back")
+            console.print("[bold red]not all links are running[/bold red]: a link to a peer that is down "
+                          "reconnects on its own once the peer is back", soft_wrap=True)
     if not result.all_running:
         sys.exit(1)
 
