@@ -47,21 +47,48 @@ class SlotClaims(Protocol):
     #: True when a successful claim proves the slot has not fired yet (SQL); False: check history.
     authoritative: bool
 
-    def claim(self, session: Session, refs: Sequence[SlotRef], owner: str, now: datetime, lease_s: float) -> set[tuple[str, datetime]]:
-        """Claim each slot for ``owner``; returns the ``(job, slot)`` pairs won. Re-entrant for the
-        owner (a retry renews the lease); takes over claims whose lease ended before ``now``."""
+    def claim(
+        self, session: Session, fresh: Sequence[SlotRef], retry: Sequence[SlotRef], owner: str, now: datetime, lease_s: float
+    ) -> set[tuple[str, datetime]]:
+        """Claim slots for ``owner``; returns the ``(job, slot)`` pairs won. ``fresh`` slots are new
+        (only an unclaimed slot can be won); ``retry`` slots were claimed before and are re-entered
+        by their owner (renewing the lease) or taken over once the lease ended before ``now``."""
         ...
 
     def pending(self, session: Session, jobs: Iterable[str], owner: str, now: datetime) -> dict[str, list[datetime]]:
         """Claimed but not yet fired slots per job that ``owner`` may (re)claim now."""
         ...
 
-    def fired(self, job: str, slot: datetime, owner: str) -> None:
-        """Called after the slot was recorded as fired in SQL (Redis: close the claim)."""
+    def fired(self, slots: Sequence[tuple[str, datetime]], owner: str) -> None:
+        """Called after the slots were recorded as fired in SQL (Redis: close the claims)."""
         ...
 
     def describe(self) -> str:
         ...
+
+
+def _dialect_insert(session: Session) -> Any:
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    elif name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:  # pragma: no cover
+        raise NotImplementedError(f"SQL slot claims support SQLite and Postgres, not {name}; set EVENTPIPE_REDIS_URL")
+    return dialect_insert
+
+
+def _row(ref: SlotRef, owner: str, now_n: datetime, until: datetime) -> dict[str, Any]:
+    return {
+        "job": ref.job,
+        "kind": KIND_SCHEDULED,
+        "slot": naive_utc(ref.slot),
+        "task": ref.task,
+        "claimed_by": owner,
+        "claimed_at": now_n,
+        "lease_until": until,
+        "attempts": 1,
+    }
 
 
 class SqlClaims:
@@ -69,23 +96,37 @@ class SqlClaims:
 
     authoritative = True
 
-    def claim(self, session: Session, refs: Sequence[SlotRef], owner: str, now: datetime, lease_s: float) -> set[tuple[str, datetime]]:
+    def claim(
+        self, session: Session, fresh: Sequence[SlotRef], retry: Sequence[SlotRef], owner: str, now: datetime, lease_s: float
+    ) -> set[tuple[str, datetime]]:
         won: set[tuple[str, datetime]] = set()
         now_n = naive_utc(now)
         until = now_n + timedelta(seconds=lease_s)
-        for ref in refs:
-            slot_n = naive_utc(ref.slot)
-            row = {
+        rows = [
+            {
                 "job": ref.job,
                 "kind": KIND_SCHEDULED,
-                "slot": slot_n,
+                "slot": naive_utc(ref.slot),
                 "task": ref.task,
                 "claimed_by": owner,
                 "claimed_at": now_n,
                 "lease_until": until,
                 "attempts": 1,
+                "fired_at": None,
+                "fired_by": None,
+                "message_id": None,
             }
-            if insert_ignore(session, ScheduleSlot, [row], ["job", "kind", "slot"]) == 1:
+            for ref in fresh
+        ]
+        if rows:
+            # One INSERT … ON CONFLICT DO NOTHING RETURNING: the rows it returns are the claims won.
+            stmt = _dialect_insert(session)(ScheduleSlot).values(rows).on_conflict_do_nothing(
+                index_elements=["job", "kind", "slot"]
+            ).returning(ScheduleSlot.job, ScheduleSlot.slot)
+            won.update((job, to_utc(slot)) for job, slot in session.execute(stmt).all())
+        for ref in retry:
+            slot_n = naive_utc(ref.slot)
+            if insert_ignore(session, ScheduleSlot, [{**_row(ref, owner, now_n, until)}], ["job", "kind", "slot"]) == 1:
                 won.add((ref.job, ref.slot))
                 continue
             result = session.execute(
@@ -127,7 +168,7 @@ class SqlClaims:
             out.setdefault(job, []).append(to_utc(slot))
         return out
 
-    def fired(self, job: str, slot: datetime, owner: str) -> None:
+    def fired(self, slots: Sequence[tuple[str, datetime]], owner: str) -> None:
         return None  # the fired_at update on the same row closed the claim
 
     def describe(self) -> str:
@@ -201,34 +242,42 @@ class RedisClaims:
     def _pending_key(self, job: str) -> str:
         return f"{self.prefix}{{{job}}}:pending"
 
-    def claim(self, session: Session, refs: Sequence[SlotRef], owner: str, now: datetime, lease_s: float) -> set[tuple[str, datetime]]:
-        won: set[tuple[str, datetime]] = set()
+    def claim(
+        self, session: Session, fresh: Sequence[SlotRef], retry: Sequence[SlotRef], owner: str, now: datetime, lease_s: float
+    ) -> set[tuple[str, datetime]]:
+        refs = [*fresh, *retry]
+        if not refs:
+            return set()
         now_ms = epoch_ms(now)
         lease_ms = max(1, int(lease_s * 1000))
+        value = json.dumps({"owner": owner, "until": now_ms + lease_ms, "fired": False})
+        pipe = self.client.pipeline(transaction=False)  # one round trip; each script is atomic
         for ref in refs:
             slot_ms = epoch_ms(ref.slot)
-            value = json.dumps({"owner": owner, "until": now_ms + lease_ms, "fired": False})
-            ok = self._claim(
-                keys=[self._key(ref.job, slot_ms), self._pending_key(ref.job)],
-                args=[value, lease_ms, now_ms, slot_ms, owner],
-            )
-            if int(ok) == 1:
-                won.add((ref.job, ref.slot))
-        return won
+            self._claim(keys=[self._key(ref.job, slot_ms), self._pending_key(ref.job)], args=[value, lease_ms, now_ms, slot_ms, owner], client=pipe)
+        results = pipe.execute()
+        return {(ref.job, ref.slot) for ref, ok in zip(refs, results) if int(ok) == 1}
 
     def pending(self, session: Session, jobs: Iterable[str], owner: str, now: datetime) -> dict[str, list[datetime]]:
+        names = list(jobs)
+        pipe = self.client.pipeline(transaction=False)
+        for job in names:
+            pipe.zrange(self._pending_key(job), 0, -1)
         out: dict[str, list[datetime]] = {}
-        for job in jobs:
-            members = self.client.zrange(self._pending_key(job), 0, -1)
+        for job, members in zip(names, pipe.execute()):
             if members:
                 out[job] = [EPOCH + timedelta(milliseconds=int(m)) for m in members]
         return out
 
-    def fired(self, job: str, slot: datetime, owner: str) -> None:
-        slot_ms = epoch_ms(slot)
-        pipe = self.client.pipeline(transaction=True)
-        pipe.set(self._key(job, slot_ms), json.dumps({"owner": owner, "fired": True}), px=self.fired_ttl_ms)
-        pipe.zrem(self._pending_key(job), str(slot_ms))
+    def fired(self, slots: Sequence[tuple[str, datetime]], owner: str) -> None:
+        if not slots:
+            return
+        closed = json.dumps({"owner": owner, "fired": True})
+        pipe = self.client.pipeline(transaction=False)
+        for job, slot in slots:
+            slot_ms = epoch_ms(slot)
+            pipe.set(self._key(job, slot_ms), closed, px=self.fired_ttl_ms)
+            pipe.zrem(self._pending_key(job), str(slot_ms))
         pipe.execute()
 
     def describe(self) -> str:

@@ -167,16 +167,48 @@ class Scheduler:
             return result
         result.read = True
         names = [s.name for s in specs]
+        by_name = {s.name: s for s in specs}
+        # One transaction reads the state, claims and moves the watermarks: on SQLite it holds the
+        # write lock throughout (BEGIN IMMEDIATE), on Postgres every claim is an atomic statement.
         with self.rt.db.session() as s:
             states = store.load_states(s, names)
             missing = [n for n in names if n not in states]
             if missing:
                 store.ensure_jobs(s, missing, now)
             pending = self.claims.pending(s, names, self.id, now)
+            plans, fresh, retry = self._plan_all(specs, states, pending, now, result)
+            won = self.claims.claim(s, fresh, retry, self.id, now, self.lease_s) if fresh or retry else set()
+            for job, p in plans.items():
+                assert p.watermark is not None
+                store.advance_watermark(s, job, p.watermark, now)
+            # A Redis claim does not prove the slot unfired (its key may have expired after the
+            # firing was recorded): SQL history decides.
+            done = store.fired_among(s, won) if won and not self.claims.authoritative else set()
         self._last_read = now
+        if done:
+            self.claims.fired(sorted(done), self.id)
+            won -= done
+        # Owed slots someone else took over (or that were fired meanwhile) are no longer ours.
+        self._owed &= won
+        for job, slot in sorted(won, key=lambda js: (js[1], js[0])):
+            self._publish(by_name[job], slot, result)
+        self._record_published()
+        self._maybe_prune(now)
+        return result
 
+    def _plan_all(
+        self,
+        specs: list[JobSpec],
+        states: dict[str, store.JobState],
+        pending: dict[str, list[datetime]],
+        now: datetime,
+        result: TickResult,
+    ) -> tuple[dict[str, Plan], list[SlotRef], list[SlotRef]]:
+        """Plans per job (only those that move the watermark), slots to claim for the first time
+        and claimed-but-unfired slots to retry or take over."""
         plans: dict[str, Plan] = {}
-        refs: list[SlotRef] = []
+        fresh: list[SlotRef] = []
+        retry: list[SlotRef] = []
         for spec in specs:
             state = states.get(spec.name) or store.JobState(spec.name, None, False)
             if state.paused:
@@ -197,38 +229,13 @@ class Scheduler:
                     "job %s: skipped %d%s missed slot(s) (catch_up=%s)",
                     spec.name, p.skipped, "+" if p.more_skipped else "", spec.catch_up,
                 )
-            wanted = set(p.fire) | set(pending.get(spec.name, ())) | {sl for j, sl in self._owed if j == spec.name}
-            wanted = {sl for sl in wanted if (spec.name, sl) not in self._unrecorded}  # published already
-            refs.extend(SlotRef(spec.name, spec.task, sl) for sl in sorted(wanted))
+            again = set(pending.get(spec.name, ())) | {sl for j, sl in self._owed if j == spec.name}
+            again = {sl for sl in again if (spec.name, sl) not in self._unrecorded}  # published already
+            retry.extend(SlotRef(spec.name, spec.task, sl) for sl in sorted(again))
+            fresh.extend(SlotRef(spec.name, spec.task, sl) for sl in p.fire if sl not in again)
             mark = p.watermark if p.watermark is not None else now
             self._next_check[spec.name] = spec.due_at(spec.next_after(max(mark, state.last_slot or mark)))
-
-        won: set[tuple[str, datetime]] = set()
-        if refs or plans:
-            with self.rt.db.session() as s:
-                if refs:
-                    won = self.claims.claim(s, refs, self.id, now, self.lease_s)
-                for job, p in plans.items():
-                    assert p.watermark is not None
-                    store.advance_watermark(s, job, p.watermark, now)
-        # Owed slots someone else took over (or that were fired meanwhile) are no longer ours.
-        self._owed &= won
-        by_name = {s.name: s for s in specs}
-        ordered = sorted(won, key=lambda js: (js[1], js[0]))
-        if ordered and not self.claims.authoritative:
-            # A Redis claim does not prove the slot unfired (its key may have expired after the
-            # firing was recorded): SQL history decides.
-            with self.rt.db.session() as s:
-                done = {k for k in ordered if store.is_fired(s, k[0], k[1])}
-            for job, slot in done:
-                self._owed.discard((job, slot))
-                self.claims.fired(job, slot, self.id)
-            ordered = [k for k in ordered if k not in done]
-        for job, slot in ordered:
-            self._publish(by_name[job], slot, result)
-        self._record_published()
-        self._maybe_prune(now)
-        return result
+        return plans, fresh, retry
 
     # Firing ------------------------------------------------------------------------------------
     def _publish(self, spec: JobSpec, slot: datetime, result: TickResult) -> None:
@@ -270,9 +277,10 @@ class Scheduler:
                             log.error("job %s slot %s was fired twice (a scheduler stalled past its lease?)", job, slot.isoformat())
                 for _key, p in todo:
                     p.recorded = True
-            for (job, slot) in list(self._unrecorded):
-                self.claims.fired(job, slot, self.id)
-                del self._unrecorded[(job, slot)]
+            keys = sorted(self._unrecorded)
+            self.claims.fired(keys, self.id)
+            for key in keys:
+                del self._unrecorded[key]
         except Exception:  # noqa: BLE001
             log.exception("%d published slot(s) not recorded yet; retrying the record next tick", len(self._unrecorded))
 

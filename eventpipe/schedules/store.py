@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from eventpipe.metadata.repo import insert_ignore
@@ -115,6 +115,21 @@ def is_fired(session: Session, job: str, slot: datetime, kind: str = KIND_SCHEDU
         )
     )
     return fired is not None
+
+
+def fired_among(session: Session, slots: set[tuple[str, datetime]]) -> set[tuple[str, datetime]]:
+    """Which of these scheduled slots are already recorded as fired."""
+    if not slots:
+        return set()
+    by_key = {(job, naive_utc(slot)): (job, slot) for job, slot in slots}
+    rows = session.execute(
+        select(ScheduleSlot.job, ScheduleSlot.slot).where(
+            ScheduleSlot.kind == KIND_SCHEDULED,
+            ScheduleSlot.fired_at.is_not(None),
+            tuple_(ScheduleSlot.job, ScheduleSlot.slot).in_(list(by_key)),
+        )
+    ).all()
+    return {by_key[(job, slot)] for job, slot in rows if (job, slot) in by_key}
 
 
 def set_paused(session: Session, job: str, paused: bool, *, by: str, now: datetime, watermark: datetime | None = None) -> None:
