@@ -49,7 +49,7 @@ from .topology import Topology
 # messages in flight towards a node that then turns out to be busy, so fewer bounce to a third
 # node (multi-hop); too low and links become the bottleneck of the drain. Measured on 3 test nodes
 # (20k backlog on A, consumers with prefetch 100 on B and C; docs/federation.md "Measurements"):
-# link prefetch 1: 1% multi-hop but 1.3k msg/s; 10: 10-19% at 2.8-4.8k msg/s; 50-100: 35-45%;
+# link prefetch 1: 1% multi-hop but 1.3k msg/s; 10: 10-21% at 2.4-4.8k msg/s; 50-100: 35-45%;
 # 1000 (RabbitMQ's default): 24-30% at 3.2-4.8k msg/s. 10 halves the bouncing at no measurable cost.
 DEFAULT_LINK_PREFETCH = 10
 DEFAULT_RECONNECT_DELAY_S = 1
