@@ -120,10 +120,11 @@ class SqlClaims:
         ]
         if rows:
             # One INSERT … ON CONFLICT DO NOTHING RETURNING: the rows it returns are the claims won.
-            stmt = _dialect_insert(session)(ScheduleSlot).values(rows).on_conflict_do_nothing(
+            table = ScheduleSlot.__table__
+            stmt = _dialect_insert(session)(table).values(rows).on_conflict_do_nothing(
                 index_elements=["job", "kind", "slot"]
-            ).returning(ScheduleSlot.job, ScheduleSlot.slot)
-            won.update((job, to_utc(slot)) for job, slot in session.execute(stmt).all())
+            ).returning(table.c.job, table.c.slot)
+            won.update((job, to_utc(slot)) for job, slot in session.connection().execute(stmt).all())
         for ref in retry:
             slot_n = naive_utc(ref.slot)
             if insert_ignore(session, ScheduleSlot, [{**_row(ref, owner, now_n, until)}], ["job", "kind", "slot"]) == 1:

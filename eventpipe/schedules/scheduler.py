@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from eventpipe.schedules import store
 from eventpipe.schedules.claims import SlotClaims, SlotRef, make_claims
-from eventpipe.schedules.spec import JobRegistry, JobSpec, Plan, ScheduleError, epoch_ms, load_jobs, plan, to_utc
+from eventpipe.schedules.spec import JobRegistry, JobSpec, Plan, ScheduleError, epoch_ms, load_jobs, naive_utc, plan, to_utc
 
 if TYPE_CHECKING:
     from eventpipe.runtime import Runtime
@@ -178,9 +178,7 @@ class Scheduler:
             pending = self.claims.pending(s, names, self.id, now)
             plans, fresh, retry = self._plan_all(specs, states, pending, now, result)
             won = self.claims.claim(s, fresh, retry, self.id, now, self.lease_s) if fresh or retry else set()
-            for job, p in plans.items():
-                assert p.watermark is not None
-                store.advance_watermark(s, job, p.watermark, now)
+            store.advance_watermarks(s, {job: p.watermark for job, p in plans.items() if p.watermark is not None}, now)
             # A Redis claim does not prove the slot unfired (its key may have expired after the
             # firing was recorded): SQL history decides.
             done = store.fired_among(s, won) if won and not self.claims.authoritative else set()
@@ -268,15 +266,16 @@ class Scheduler:
         todo = [(k, p) for k, p in self._unrecorded.items() if not p.recorded]
         try:
             if todo:
+                items = [
+                    {"job": job, "slot": slot, "task": p.task, "fired_at": p.at, "fired_by": self.id, "message_id": p.message_id}
+                    for (job, slot), p in todo
+                ]
                 with self.rt.db.session() as s:
-                    for (job, slot), p in todo:
-                        first = store.record_fired(
-                            s, job=job, task=p.task, slot=slot, fired_at=p.at, fired_by=self.id, message_id=p.message_id
-                        )
-                        if not first:
-                            log.error("job %s slot %s was fired twice (a scheduler stalled past its lease?)", job, slot.isoformat())
-                for _key, p in todo:
+                    first = store.record_fired_many(s, items)
+                for (job, slot), p in todo:
                     p.recorded = True
+                    if (job, naive_utc(slot)) not in first:
+                        log.error("job %s slot %s was fired twice (a scheduler stalled past its lease?)", job, slot.isoformat())
             keys = sorted(self._unrecorded)
             self.claims.fired(keys, self.id)
             for key in keys:

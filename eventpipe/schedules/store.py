@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, tuple_, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from eventpipe.metadata.repo import insert_ignore
@@ -40,6 +40,25 @@ def load_states(session: Session, names: list[str]) -> dict[str, JobState]:
     return {
         job: JobState(job, to_utc(last) if last is not None else None, bool(paused)) for job, last, paused in rows
     }
+
+
+_ADVANCE = (
+    update(ScheduleJob.__table__)
+    .where(
+        ScheduleJob.__table__.c.job == bindparam("b_job"),
+        or_(ScheduleJob.__table__.c.last_slot.is_(None), ScheduleJob.__table__.c.last_slot < bindparam("b_slot")),
+    )
+    .values(last_slot=bindparam("b_slot"), updated_at=bindparam("b_now"))
+)
+
+
+def advance_watermarks(session: Session, marks: dict[str, datetime], now: datetime) -> None:
+    """Move several watermarks forward only, as one compiled statement executed for many rows."""
+    if marks:
+        now_n = naive_utc(now)
+        session.connection().execute(
+            _ADVANCE, [{"b_job": job, "b_slot": naive_utc(slot), "b_now": now_n} for job, slot in sorted(marks.items())]
+        )
 
 
 def advance_watermark(session: Session, job: str, slot: datetime, now: datetime) -> bool:
@@ -104,8 +123,52 @@ def record_fired(
         index_elements=["job", "kind", "slot"],
         set_={"fired_at": stmt.excluded.fired_at, "fired_by": stmt.excluded.fired_by, "message_id": stmt.excluded.message_id},
         where=ScheduleSlot.fired_at.is_(None),
-    )
-    return (session.execute(stmt).rowcount or 0) == 1
+    ).returning(ScheduleSlot.job)
+    # RETURNING, not rowcount: a row comes back only if this record won (rowcount is -1 for some
+    # driver/statement combinations).
+    return session.execute(stmt).first() is not None
+
+
+def record_fired_many(session: Session, items: list[dict[str, Any]]) -> set[tuple[str, datetime]]:
+    """Record several scheduled slots as fired in one statement; returns the (job, naive slot)
+    pairs this call recorded first (``WHERE fired_at IS NULL`` on conflict, RETURNING)."""
+    if not items:
+        return set()
+    rows = [
+        {
+            "job": it["job"],
+            "kind": KIND_SCHEDULED,
+            "slot": naive_utc(it["slot"]),
+            "task": it["task"],
+            "claimed_by": it["fired_by"],
+            "claimed_at": naive_utc(it["fired_at"]),
+            "lease_until": None,
+            "attempts": 1,
+            "fired_at": naive_utc(it["fired_at"]),
+            "fired_by": it["fired_by"],
+            "message_id": it["message_id"],
+        }
+        for it in items
+    ]
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:  # pragma: no cover
+        return {
+            (it["job"], naive_utc(it["slot"]))
+            for it in items
+            if record_fired(session, job=it["job"], task=it["task"], slot=it["slot"], fired_at=it["fired_at"],
+                            fired_by=it["fired_by"], message_id=it["message_id"])
+        }
+    stmt = dialect_insert(ScheduleSlot.__table__).values(rows)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["job", "kind", "slot"],
+        set_={"fired_at": stmt.excluded.fired_at, "fired_by": stmt.excluded.fired_by, "message_id": stmt.excluded.message_id},
+        where=ScheduleSlot.__table__.c.fired_at.is_(None),
+    ).returning(ScheduleSlot.__table__.c.job, ScheduleSlot.__table__.c.slot)
+    return {(job, slot) for job, slot in session.connection().execute(stmt).all()}
 
 
 def is_fired(session: Session, job: str, slot: datetime, kind: str = KIND_SCHEDULED) -> bool:

@@ -61,7 +61,7 @@ def _assert_exactly_once(rts: list[Runtime], times: list, jobs: Any) -> None:
     ],
 )
 def test_three_threaded_schedulers_fire_each_slot_once(
-    db: str, claims: str, make_rt: Callable[..., Runtime], request: pytest.FixtureRequest
+    db: str, claims: str, make_rt: Callable[..., Runtime], request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
 ) -> None:
     url = request.getfixturevalue("pg_url") if db == "postgres" else None
     redis_prefix = request.getfixturevalue("redis_prefix") if claims == "redis" else None
@@ -73,6 +73,7 @@ def test_three_threaded_schedulers_fire_each_slot_once(
     times = timeline(STEPS)
     drive(list(zip(scheds, clocks)), times)
     _assert_exactly_once(rts, times, jobs)
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
 
 
 PROC_SCRIPT = Path(__file__).with_name("proc_scheduler.py")
