@@ -16,6 +16,19 @@ import time
 from pathlib import Path
 
 
+def _progress(folder: Path, name: str) -> int:
+    try:
+        return int((folder / f"{name}.progress").read_text() or 0)
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
+def _set_progress(folder: Path, name: str, step: int) -> None:
+    tmp = folder / f"{name}.progress.tmp"
+    tmp.write_text(str(step))
+    os.replace(tmp, folder / f"{name}.progress")
+
+
 def main() -> None:
     cfg = json.loads(Path(sys.argv[1]).read_text())
     from eventpipe.config import load_settings
@@ -44,10 +57,18 @@ def main() -> None:
     (barrier / f"{cfg['id']}.ready").touch()
     while not (barrier / "go").exists():
         time.sleep(0.01)
+    peers = [p for p in cfg.get("peers", []) if p != cfg["id"]]
+    max_ahead = cfg.get("max_ahead", 5)
     for i, t in enumerate(timeline(cfg["steps"])):
+        # Bounded clock skew between processes, like real hosts (a lease assumes it): do not run
+        # more than max_ahead steps ahead of the slowest live peer (progress files, atomically replaced).
+        while peers and min(_progress(barrier, p) for p in peers) < i - max_ahead:
+            time.sleep(0.001)
         step_no[0] = i
         clock.set(t)
         sched.tick()
+        _set_progress(barrier, cfg["id"], i + 1)
+    _set_progress(barrier, cfg["id"], 10**9)
     Path(cfg["out"]).write_text(json.dumps({"enqueued": message_slots([rt])}))
     rt.close()
 
