@@ -184,3 +184,7 @@ class QueuePause(Base):
     queue: Mapped[str] = mapped_column(String(200), primary_key=True)
     paused_at: Mapped[datetime] = mapped_column(DateTime)
     reason: Mapped[str] = mapped_column(Text, default="")
+
+
+# Subsystem models register on the same Base so alembic autogenerate sees every table.
+from eventpipe.schedules import models as _schedule_models  # noqa: E402,F401
