@@ -186,5 +186,4 @@ class QueuePause(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
 
 
-# Subsystem models register on the same Base so alembic autogenerate sees every table.
 from eventpipe.schedules import models as _schedule_models  # noqa: E402,F401
