@@ -215,12 +215,16 @@ class RedisClusterServers:
         return out.stdout.decode(errors="replace")
 
     def wait_healthy(self, timeout: float = 60.0) -> None:
-        """Every live node says ``cluster_state:ok`` and every slot has a reachable master."""
+        """Every live node says ``cluster_state:ok`` and every live replica is in sync with its master."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             live = [n for n in self.nodes if n.proc is not None and n.proc.poll() is None]
             infos = [self.cli(n, "cluster", "info") for n in live]
-            if infos and all("cluster_state:ok" in i for i in infos):
+            # a replica that has not finished its first sync cannot take over (it is "disconnected
+            # from master for longer than allowed"), so healthy also means every link is up
+            repl = [self.cli(n, "info", "replication") for n in live]
+            synced = all("role:master" in r or "master_link_status:up" in r for r in repl)
+            if infos and all("cluster_state:ok" in i for i in infos) and synced:
                 return
             time.sleep(0.3)
         raise RuntimeError("Redis Cluster did not reach cluster_state:ok in time")
@@ -242,8 +246,66 @@ class RedisClusterServers:
         node.proc = None
 
     def restart(self, node: RedisNode) -> None:
-        """Start a killed node again with its nodes.conf: it rejoins as a replica of its replacement."""
+        """Start a killed node again with its nodes.conf.
+
+        Beware: without persistence it comes back *empty* and, until it hears of the newer epoch,
+        still claims its old slots, so a client that asks it first reads misses. To replace a dead
+        node use :meth:`add_replica` instead (what an operator should do too).
+        """
         self._spawn(node)
+
+    def _topology(self) -> tuple[dict[str, int], dict[str, int]]:
+        """(master id -> port for masters serving slots, master id -> live replica count)."""
+        live = [n for n in self.nodes if n.proc is not None and n.proc.poll() is None]
+        masters: dict[str, int] = {}
+        replicas: dict[str, int] = {}
+        for line in self.cli(live[0], "cluster", "nodes").splitlines():
+            parts = line.split()
+            if len(parts) < 8 or "fail" in parts[2]:
+                continue
+            port = int(parts[1].split("@")[0].rsplit(":", 1)[1])
+            if "master" in parts[2] and len(parts) > 8:
+                masters[parts[0]] = port
+            elif "slave" in parts[2]:
+                replicas[parts[3]] = replicas.get(parts[3], 0) + 1
+        return masters, {m: replicas.get(m, 0) for m in masters}
+
+    def wait_failover(self, victim: RedisNode, timeout: float = 60.0) -> None:
+        """Until the dead master's slots are served by a promoted replica and all slots are ok."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            live = [n for n in self.nodes if n.proc is not None and n.proc.poll() is None]
+            infos = [self.cli(n, "cluster", "info") for n in live]
+            masters, _ = self._topology()
+            if (victim.port not in masters.values() and len(masters) == 3
+                    and all("cluster_state:ok" in i and "cluster_slots_ok:16384" in i for i in infos)):
+                return
+            time.sleep(0.2)
+        raise RuntimeError("no failover within the timeout")
+
+    def add_replica(self, timeout: float = 60.0) -> RedisNode:
+        """Start a fresh node and make it the replica of a master that has none (after a failover).
+
+        Done with CLUSTER MEET + CLUSTER REPLICATE rather than ``redis-cli --cluster add-node``,
+        which refuses to work while a failed node is still listed.
+        """
+        masters, counts = self._topology()
+        orphan = next((m for m, c in counts.items() if c == 0), None)
+        if orphan is None:
+            raise RuntimeError("every master already has a replica")
+        live = [n for n in self.nodes if n.proc is not None and n.proc.poll() is None]
+        port = free_port(with_offset=10000)
+        node = RedisNode(port, self.data_dir / str(port))
+        self.nodes.append(node)
+        self._spawn(node)
+        self.cli(node, "cluster", "meet", "127.0.0.1", str(live[0].port))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if "OK" in self.cli(node, "cluster", "replicate", orphan):
+                self.wait_healthy(max(1.0, deadline - time.monotonic()))
+                return node
+            time.sleep(0.3)  # the new node has not heard of the master through gossip yet
+        raise RuntimeError(f"node {node.address} could not become a replica of {orphan}")
 
     def stop(self) -> None:
         for node in self.nodes:
