@@ -100,15 +100,15 @@ def _wait_ready(tmp_path: Path, names: list[str], procs: list[subprocess.Popen[b
 def test_three_scheduler_processes_fire_each_slot_once(
     db: str, tmp_path: Path, make_rt: Callable[..., Runtime], request: pytest.FixtureRequest
 ) -> None:
-    """Free-running processes (their clocks race apart, so the lease is set longer than the run:
-    takeover is exercised by the crash tests). The schema is migrated once before they start, as
+    """Processes racing on every slot (clock skew bounded to three steps; the lease is longer
+    than the run, takeover is exercised by the crash tests). The schema is migrated once before they start, as
     a deployment does (concurrent first-time migrations race on Postgres: see the report)."""
     url = request.getfixturevalue("pg_url") if db == "postgres" else None
     make_rt(url)
     names = [f"p{i}" for i in range(3)]
     procs = [
         _spawn({"home": str(tmp_path), "database_url": url, "id": n, "steps": STEPS, "out": str(tmp_path / f"{n}.out"),
-                "barrier": str(tmp_path), "lease_s": 100_000}, tmp_path, n)
+                "barrier": str(tmp_path), "lease_s": 100_000, "peers": names, "max_ahead": 3}, tmp_path, n)
         for n in names
     ]
     try:
@@ -126,6 +126,7 @@ def test_three_scheduler_processes_fire_each_slot_once(
     times = timeline(STEPS)
     expected = expected_slots(jobs, times[0], times[-1])
     assert len(expected) > 1500
-    assert {k for k, v in counts.items() if v > 1} == set()
-    assert set(counts) == expected
-    assert all(json.loads((tmp_path / f"{n}.out").read_text())["enqueued"] for n in names)  # all took part
+    assert {k for k, v in counts.items() if v > 1} == set(), "duplicates"
+    assert set(counts) == expected, f"missing {sorted(expected - set(counts))[:3]}, extra {sorted(set(counts) - expected)[:3]}"
+    shares = {n: len(json.loads((tmp_path / f"{n}.out").read_text())["enqueued"]) for n in names}
+    assert sum(1 for v in shares.values() if v) >= 2, shares  # the work really was shared
