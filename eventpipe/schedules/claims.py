@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from eventpipe.metadata.repo import insert_ignore
 from eventpipe.schedules.models import KIND_SCHEDULED, ScheduleSlot
 from eventpipe.schedules.spec import EPOCH, epoch_ms, naive_utc, to_utc
+from eventpipe.schedules.store import dialect_insert
 
 
 @dataclass(frozen=True)
@@ -65,17 +66,6 @@ class SlotClaims(Protocol):
 
     def describe(self) -> str:
         ...
-
-
-def _dialect_insert(session: Session) -> Any:
-    name = session.get_bind().dialect.name
-    if name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    elif name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    else:  # pragma: no cover
-        raise NotImplementedError(f"SQL slot claims support SQLite and Postgres, not {name}; set EVENTPIPE_REDIS_URL")
-    return dialect_insert
 
 
 def _row(ref: SlotRef, owner: str, now_n: datetime, until: datetime) -> dict[str, Any]:
@@ -120,8 +110,8 @@ class SqlClaims:
         ]
         if rows:
             # One INSERT … ON CONFLICT DO NOTHING RETURNING: the rows it returns are the claims won.
-            table = ScheduleSlot.__table__
-            stmt = _dialect_insert(session)(table).values(rows).on_conflict_do_nothing(
+            table: Any = ScheduleSlot.__table__
+            stmt = dialect_insert(session)(table).values(rows).on_conflict_do_nothing(
                 index_elements=["job", "kind", "slot"]
             ).returning(table.c.job, table.c.slot)
             won.update((job, to_utc(slot)) for job, slot in session.connection().execute(stmt).all())
@@ -147,7 +137,7 @@ class SqlClaims:
                 )
                 .execution_options(synchronize_session=False)
             )
-            if result.rowcount == 1:
+            if int(getattr(result, "rowcount", 0) or 0) == 1:
                 won.add((ref.job, ref.slot))
         return won
 

@@ -48,7 +48,11 @@ def newest_due_slot(spec: JobSpec, now: datetime) -> datetime | None:
 
 
 def next_run(spec: JobSpec, now: datetime) -> datetime:
-    """When the job next fires if nothing is paused: its next slot's due time."""
+    """When the job next fires if nothing is paused: the due time of the first slot not yet due
+    (with jitter, the newest slot at or before ``now`` may still be waiting)."""
+    latest = next(iter(spec.slots_back(now, None)))
+    if spec.due_at(latest) > now:
+        return spec.due_at(latest)
     return spec.due_at(spec.next_after(now))
 
 

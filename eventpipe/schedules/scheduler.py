@@ -33,7 +33,17 @@ from typing import TYPE_CHECKING, Any
 
 from eventpipe.schedules import store
 from eventpipe.schedules.claims import SlotClaims, SlotRef, make_claims
-from eventpipe.schedules.spec import JobRegistry, JobSpec, Plan, ScheduleError, epoch_ms, load_jobs, naive_utc, plan, to_utc
+from eventpipe.schedules.spec import (
+    JobRegistry,
+    JobSpec,
+    Plan,
+    ScheduleError,
+    epoch_ms,
+    load_jobs,
+    naive_utc,
+    plan,
+    to_utc,
+)
 
 if TYPE_CHECKING:
     from eventpipe.runtime import Runtime

@@ -17,6 +17,27 @@ from eventpipe.metadata.repo import insert_ignore
 from eventpipe.schedules.models import KIND_SCHEDULED, ScheduleJob, ScheduleSlot
 from eventpipe.schedules.spec import naive_utc, to_utc
 
+_SLOTS: Any = ScheduleSlot.__table__
+_JOBS: Any = ScheduleJob.__table__
+
+
+def dialect_insert(session: Session) -> Any:
+    """The INSERT construct with ON CONFLICT support for the session's database."""
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert
+    raise NotImplementedError(f"scheduler state supports SQLite and Postgres, not {name}")
+
+
+def _rowcount(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
 
 @dataclass(frozen=True)
 class JobState:
@@ -43,10 +64,10 @@ def load_states(session: Session, names: list[str]) -> dict[str, JobState]:
 
 
 _ADVANCE = (
-    update(ScheduleJob.__table__)
+    update(_JOBS)
     .where(
-        ScheduleJob.__table__.c.job == bindparam("b_job"),
-        or_(ScheduleJob.__table__.c.last_slot.is_(None), ScheduleJob.__table__.c.last_slot < bindparam("b_slot")),
+        _JOBS.c.job == bindparam("b_job"),
+        or_(_JOBS.c.last_slot.is_(None), _JOBS.c.last_slot < bindparam("b_slot")),
     )
     .values(last_slot=bindparam("b_slot"), updated_at=bindparam("b_now"))
 )
@@ -70,7 +91,7 @@ def advance_watermark(session: Session, job: str, slot: datetime, now: datetime)
         .values(last_slot=slot_n, updated_at=naive_utc(now))
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return _rowcount(result) == 1
 
 
 def record_fired(
@@ -99,31 +120,12 @@ def record_fired(
         "fired_by": fired_by,
         "message_id": message_id,
     }
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    else:  # pragma: no cover - other databases: try insert, then update
-        updated = session.execute(
-            update(ScheduleSlot)
-            .where(
-                ScheduleSlot.job == job,
-                ScheduleSlot.kind == kind,
-                ScheduleSlot.slot == values["slot"],
-                ScheduleSlot.fired_at.is_(None),
-            )
-            .values(fired_at=values["fired_at"], fired_by=fired_by, message_id=message_id)
-        ).rowcount
-        if updated:
-            return True
-        return bool(insert_ignore(session, ScheduleSlot, [values], ["job", "kind", "slot"]))
-    stmt = dialect_insert(ScheduleSlot).values(**values)
-    stmt = stmt.on_conflict_do_update(
+    ins = dialect_insert(session)(_SLOTS).values(**values)
+    stmt = ins.on_conflict_do_update(
         index_elements=["job", "kind", "slot"],
-        set_={"fired_at": stmt.excluded.fired_at, "fired_by": stmt.excluded.fired_by, "message_id": stmt.excluded.message_id},
-        where=ScheduleSlot.fired_at.is_(None),
-    ).returning(ScheduleSlot.job)
+        set_={"fired_at": ins.excluded.fired_at, "fired_by": ins.excluded.fired_by, "message_id": ins.excluded.message_id},
+        where=_SLOTS.c.fired_at.is_(None),
+    ).returning(_SLOTS.c.job)
     # RETURNING, not rowcount: a row comes back only if this record won (rowcount is -1 for some
     # driver/statement combinations).
     return session.execute(stmt).first() is not None
@@ -150,24 +152,12 @@ def record_fired_many(session: Session, items: list[dict[str, Any]]) -> set[tupl
         }
         for it in items
     ]
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    else:  # pragma: no cover
-        return {
-            (it["job"], naive_utc(it["slot"]))
-            for it in items
-            if record_fired(session, job=it["job"], task=it["task"], slot=it["slot"], fired_at=it["fired_at"],
-                            fired_by=it["fired_by"], message_id=it["message_id"])
-        }
-    stmt = dialect_insert(ScheduleSlot.__table__).values(rows)
-    stmt = stmt.on_conflict_do_update(
+    ins = dialect_insert(session)(_SLOTS).values(rows)
+    stmt = ins.on_conflict_do_update(
         index_elements=["job", "kind", "slot"],
-        set_={"fired_at": stmt.excluded.fired_at, "fired_by": stmt.excluded.fired_by, "message_id": stmt.excluded.message_id},
-        where=ScheduleSlot.__table__.c.fired_at.is_(None),
-    ).returning(ScheduleSlot.__table__.c.job, ScheduleSlot.__table__.c.slot)
+        set_={"fired_at": ins.excluded.fired_at, "fired_by": ins.excluded.fired_by, "message_id": ins.excluded.message_id},
+        where=_SLOTS.c.fired_at.is_(None),
+    ).returning(_SLOTS.c.job, _SLOTS.c.slot)
     return {(job, slot) for job, slot in session.connection().execute(stmt).all()}
 
 
@@ -277,4 +267,4 @@ def prune_history(session: Session, before: datetime) -> int:
     result = session.execute(
         delete(ScheduleSlot).where(ScheduleSlot.fired_at.is_not(None), ScheduleSlot.fired_at < naive_utc(before))
     )
-    return result.rowcount or 0
+    return _rowcount(result)

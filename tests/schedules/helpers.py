@@ -117,7 +117,8 @@ def drive(
             for step, t in enumerate(times):
                 with cond:
                     cond.wait_for(
-                        lambda: all(done[j] or progress[j] >= step - max_ahead for j in range(len(progress))) or bool(errors)
+                        lambda step=step: all(done[j] or progress[j] >= step - max_ahead for j in range(len(progress)))
+                        or bool(errors)
                     )
                 if errors:
                     return

@@ -34,7 +34,12 @@ def main() -> None:
     from eventpipe.config import load_settings
     from eventpipe.runtime import Runtime
     from eventpipe.schedules.scheduler import Scheduler
-    from tests.schedules.helpers import FakeClock, concurrency_jobs, message_slots, timeline
+    from tests.schedules.helpers import (
+        FakeClock,
+        concurrency_jobs,
+        message_slots,
+        timeline,
+    )
 
     overrides = {"home": cfg["home"], "redis_url": None}
     if cfg.get("database_url"):

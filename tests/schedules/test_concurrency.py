@@ -24,7 +24,15 @@ from eventpipe.schedules import store
 from eventpipe.schedules.claims import RedisClaims, SqlClaims
 from eventpipe.schedules.scheduler import Scheduler
 
-from .helpers import FakeClock, T0, concurrency_jobs, drive, expected_slots, message_slots, slot_counts, timeline
+from .helpers import (
+    FakeClock,
+    concurrency_jobs,
+    drive,
+    expected_slots,
+    message_slots,
+    slot_counts,
+    timeline,
+)
 
 STEPS = 250  # 2,500 simulated seconds: about 1,700 slots over eight jobs
 

@@ -24,7 +24,17 @@ from eventpipe.schedules.scheduler import Scheduler
 from eventpipe.schedules.spec import JobRegistry, JobSpec
 
 from . import helpers
-from .helpers import TEST_TASK, T0, FakeClock, concurrency_jobs, drive, expected_slots, message_slots, slot_counts, timeline
+from .helpers import (
+    T0,
+    TEST_TASK,
+    FakeClock,
+    concurrency_jobs,
+    drive,
+    expected_slots,
+    message_slots,
+    slot_counts,
+    timeline,
+)
 
 
 def _backend(db: str, claims: str, request: pytest.FixtureRequest) -> tuple[str | None, Callable[[], Any]]:
