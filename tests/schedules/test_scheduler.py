@@ -173,17 +173,14 @@ def test_restart_after_gap_follows_catch_up_policy(
 
 
 def test_restart_without_gap_neither_repeats_nor_skips(make_rt: Callable[..., Runtime]) -> None:
+    """A fresh scheduler object on every tick is the harshest restart: nothing kept in memory,
+    everything comes from the persisted watermark and claims."""
     jobs = concurrency_jobs()
     rt = make_rt()
     clock = FakeClock()
-    first = timeline(60)
-    for t in first:
-        clock.set(t)
-        Scheduler(rt, clock=clock, jobs=jobs, scheduler_id="x").tick() if t == first[0] else None
-    # A fresh scheduler object every tick is the harshest restart: nothing kept in memory.
     for t in timeline(120):
         clock.set(t)
-        Scheduler(rt, clock=clock, jobs=jobs, scheduler_id=f"r{t.minute}{t.second}").tick()
+        Scheduler(rt, clock=clock, jobs=jobs, scheduler_id=f"r{t.minute}:{t.second}").tick()
     counts = slot_counts(message_slots([rt]))
     assert max(counts.values()) == 1
     assert set(counts) == expected_slots(jobs, T0, T0 + timedelta(seconds=1190))
