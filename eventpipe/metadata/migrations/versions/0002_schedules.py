@@ -6,9 +6,8 @@ Create Date: 2026-11-22 06:45:00
 
 Branches from 0001 like every subsystem's revision; ``upgrade heads`` applies them all.
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = "0002_schedules"
 down_revision = "0001"
