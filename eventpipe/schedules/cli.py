@@ -171,7 +171,9 @@ def resume_cmd(job: str, as_json: bool) -> None:
 @click.option("--id", "scheduler_id", default=None, help="scheduler id shown in history (default host:pid:random)")
 @click.option("--json", "as_json", is_flag=True, help="print JSON lines")
 def scheduler(once: bool, poll_s: float, scheduler_id: str | None, as_json: bool) -> None:
-    """Run the scheduler until SIGTERM/SIGINT (any number may run at once; each slot fires once)."""
+    """Run the scheduler until SIGTERM/SIGINT (any number may run at once; each slot fires once).
+
+    In the embedded mode (no broker URL) it also runs in-process workers for what it publishes."""
     from eventpipe.schedules.scheduler import Scheduler, TickResult
 
     rt = _runtime()
@@ -191,9 +193,14 @@ def scheduler(once: bool, poll_s: float, scheduler_id: str | None, as_json: bool
         for job, slot, err in result.failed:
             click.echo(f"{_iso(result.now)} FAILED {job} slot {_iso(slot)}: {err} (will retry)", err=True)
 
+    # The embedded broker lives inside this process: with no workers here, what the scheduler
+    # publishes would vanish with the process. So in embedded mode this command also runs them.
+    embedded = bool(getattr(rt.settings, "embedded", False))
     if once:
         try:
             result = sched.tick()
+            if embedded and result.fired:
+                rt.broker.run_until_idle()
         except Exception as exc:  # noqa: BLE001
             raise click.ClickException(f"tick failed: {exc}; check the database/Redis/broker settings") from None
         if as_json:
@@ -211,15 +218,28 @@ def scheduler(once: bool, poll_s: float, scheduler_id: str | None, as_json: bool
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     start = {"event": "start", "scheduler": sched.id, "jobs": len(sched.jobs), "claims": sched.claims.describe(),
-             "at": _iso(datetime.now(UTC))}
+             "embedded_workers": embedded, "at": _iso(datetime.now(UTC))}
     if as_json:
         _emit_json(start)
     else:
-        click.echo(f"scheduler {sched.id}: {start['jobs']} jobs, claims {start['claims']}; stop with Ctrl-C or SIGTERM", err=True)
+        click.echo(
+            f"scheduler {sched.id}: {start['jobs']} jobs, claims {start['claims']}"
+            + (", with in-process workers (embedded broker)" if embedded else "")
+            + "; stop with Ctrl-C or SIGTERM",
+            err=True,
+        )
     sys.stdout.flush()
+    worker = None
+    if embedded:
+        from dramatiq import Worker
+
+        worker = Worker(rt.broker, worker_threads=4, worker_timeout=100)
+        worker.start()
     try:
         sched.run(stop, poll_s=poll_s, on_tick=report)
     finally:
+        if worker is not None:
+            worker.stop()  # lets running tasks finish; queued embedded messages end with the process
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if as_json:

@@ -95,7 +95,7 @@ def test_scheduler_command_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         first = json.loads(proc.stdout.readline())  # type: ignore[union-attr]
-        assert first["event"] == "start" and first["claims"] == "sql"
+        assert first["event"] == "start" and first["claims"] == "sql" and first["embedded_workers"] is True
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     finally:
