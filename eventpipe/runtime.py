@@ -20,7 +20,7 @@ from eventpipe.kvstore import CodecStore, open_store
 from eventpipe.metadata.db import Database, utcnow
 from eventpipe.queues.topology import Topology
 from eventpipe.tasks.api import Registry, TaskSpec, load_catalogue
-from eventpipe.tasks.middleware import FailureHistory, dead_letter_info
+from eventpipe.tasks.middleware import FailureHistory, SafeRetries, dead_letter_info
 
 log = logging.getLogger("eventpipe")
 
@@ -43,14 +43,12 @@ class Runtime:
 
     # Broker ------------------------------------------------------------------------------------
     def _middleware(self) -> list[Any]:
-        from dramatiq.middleware import Retries
-
         return [
             TimeLimit(),
             ShutdownNotifications(),
             CurrentMessage(),
             FailureHistory(),
-            Retries(
+            SafeRetries(
                 max_retries=self.settings.max_retries,
                 min_backoff=self.settings.min_backoff_ms,
                 max_backoff=self.settings.max_backoff_ms,

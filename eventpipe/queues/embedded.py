@@ -15,6 +15,7 @@ class EmbeddedBroker(StubBroker):
     def __init__(self, middleware: list[Any] | None = None, *, on_dead_letter: Callable[[str, Any], None]) -> None:
         super().__init__(middleware, fail_fast_default=False)
         self.on_dead_letter = on_dead_letter
+        self.paused_queues: set[str] = set()  # pauses are a RabbitMQ-worker feature; kept for one interface
 
     def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 100) -> _StubConsumer:
         consumer = super().consume(queue_name, prefetch, timeout)

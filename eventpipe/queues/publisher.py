@@ -88,6 +88,8 @@ class NodePublisher:
         self._backlog: collections.deque[tuple[Outgoing, Future[str]]] = collections.deque()
         self._next_tag = 1
         self._returned: set[str] = set()
+        self._handed: set[Future[str]] = set()  # given to the I/O loop, not yet published
+        self._handed_lock = threading.Lock()
         self._declared: set[str] = set()
         self.last_error: str | None = None
         self._thread = threading.Thread(target=self._run, name=f"publisher-{self.name}", daemon=True)
@@ -107,9 +109,13 @@ class NodePublisher:
         if not self._ready.is_set() or conn is None:
             future.set_exception(NodeUnavailable(f"node {self.name} is not connected ({self.last_error or 'connecting'})"))
             return future
+        with self._handed_lock:
+            self._handed.add(future)
         try:
             conn.ioloop.add_callback_threadsafe(lambda: self._publish_now(out, future))
         except Exception as exc:  # noqa: BLE001 - connection closing under us
+            with self._handed_lock:
+                self._handed.discard(future)
             future.set_exception(NodeUnavailable(f"node {self.name}: {exc}"))
         return future
 
@@ -188,6 +194,10 @@ class NodePublisher:
             self._conn.ioloop.stop()
 
     def _publish_now(self, out: Outgoing, future: Future[str]) -> None:
+        with self._handed_lock:
+            self._handed.discard(future)
+        if future.done():
+            return
         if len(self._pending) >= self.window:
             self._backlog.append((out, future))
             return
@@ -230,6 +240,11 @@ class NodePublisher:
     def _fail_all(self, exc: PublishError) -> None:
         pending, self._pending = self._pending, {}
         backlog, self._backlog = self._backlog, collections.deque()
+        with self._handed_lock:
+            handed, self._handed = self._handed, set()
+        for future in handed:  # the loop that would have published them is gone
+            if not future.done():
+                future.set_exception(exc)
         for p in pending.values():
             if not p.future.done():
                 p.future.set_exception(exc)

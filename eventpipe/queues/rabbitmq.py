@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 import dramatiq
 import pika
 from dramatiq.broker import Consumer, MessageProxy
-from dramatiq.errors import ConnectionClosed, DecodeError, QueueNotFound
+from dramatiq.errors import DecodeError, QueueNotFound
 from dramatiq.message import Message
 
-from eventpipe.tasks.middleware import dead_letter_info
+from eventpipe.tasks.middleware import REQUEUE_FLAG, dead_letter_info
 
 from .declare import DLQ_ARGS, WORK_ARGS, delay_args
 from .publisher import Outgoing, Publisher, node_name
@@ -56,6 +56,7 @@ class RabbitBroker(dramatiq.Broker):
         self.urls = list(urls)
         self.topology = topology
         self.queues: set[str] = set()
+        self.paused_queues: set[str] = set()  # physical names; consumers stop taking messages
         self.consume_urls = [u for u in self.urls if consume_nodes is None or node_name(u) in consume_nodes]
         self._declare_lock = threading.Lock()
         self.publisher = Publisher(self.urls, window=window, excluded=excluded)
@@ -127,10 +128,11 @@ class RabbitBroker(dramatiq.Broker):
             f"{HEADER_PREFIX}reason": info["reason"][:4000],
             f"{HEADER_PREFIX}traceback": info["traceback"][-8000:],
             f"{HEADER_PREFIX}attempts": int(info["attempts"]),
-            f"{HEADER_PREFIX}failure-times": [float(t) for t in info["failure_times"]],
+            # AMQP tables carry no floats in pika: epoch milliseconds
+            f"{HEADER_PREFIX}failure-times-ms": [int(t * 1000) for t in info["failure_times"]],
             f"{HEADER_PREFIX}queue": logical,
             f"{HEADER_PREFIX}task": task,
-            f"{HEADER_PREFIX}failed-at": time.time(),
+            f"{HEADER_PREFIX}failed-at-ms": int(time.time() * 1000),
         }
         props = pika.BasicProperties(delivery_mode=2, headers=headers, timestamp=int(time.time()), content_type="application/json")
         dlq = self.topology.dead_letter(logical)
@@ -183,6 +185,7 @@ class _NodeMessage(MessageProxy):
         super().__init__(message)
         self._node = node
         self._tag = tag
+        self._generation = node.generation  # delivery tags mean something only on their own channel
         self._body = body
         self.redelivered = redelivered
 
@@ -201,6 +204,7 @@ class NodeConsumer:
         self.iterator: Any = None
         self.retry_at = 0.0
         self.backoff = 0.5
+        self.generation = 0
 
     def connect(self) -> bool:
         if self.connection is not None:
@@ -220,6 +224,7 @@ class NodeConsumer:
             self.channel.basic_qos(prefetch_count=self.prefetch)
             self.iterator = self.channel.consume(self.queue_name, inactivity_timeout=0)
             self.backoff = 0.5
+            self.generation += 1
             log.info("consuming %s on %s (prefetch %d)", self.queue_name, self.name, self.prefetch)
             return True
         except (pika.exceptions.AMQPError, OSError) as exc:
@@ -237,10 +242,25 @@ class NodeConsumer:
         self.retry_at = time.monotonic() + self.backoff
         self.backoff = min(self.backoff * 2, 10.0)
 
+    def pause(self, wait: float) -> None:
+        """Stop taking messages but keep serving acks: cancel the AMQP consumer (pika returns the
+        messages it had buffered to the queue) and keep pumping the connection."""
+        if self.connection is None:
+            return
+        try:
+            if self.iterator is not None:
+                self.channel.cancel()
+                self.iterator = None
+            self.connection.process_data_events(time_limit=wait)
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            self._drop(f"lost {self.queue_name} on {self.name}: {exc}")
+
     def poll(self, wait: float) -> _NodeMessage | None:
         if not self.connect():
             return None
         try:
+            if self.iterator is None:  # resumed after a pause
+                self.iterator = self.channel.consume(self.queue_name, inactivity_timeout=0)
             if wait > 0:
                 self.connection.process_data_events(time_limit=wait)  # type: ignore[union-attr]
             method, properties, body = next(self.iterator)
@@ -256,19 +276,26 @@ class NodeConsumer:
             return None
         return _NodeMessage(self, method.delivery_tag, message, body, method.redelivered)
 
-    def _threadsafe(self, fn: Any) -> None:
-        conn = self.connection
-        if conn is None or not conn.is_open:
-            raise ConnectionClosed(f"connection to {self.name} is closed; the message will be redelivered")
-        conn.add_callback_threadsafe(fn)
+    def _settle(self, generation: int, fn: Any, what: str) -> None:
+        """Ack or nack on the channel the message came from. If that channel is gone, RabbitMQ
+        has already put the message back: drop the ack. Raising here would make dramatiq retry
+        the ack forever, and sending the tag on a newer channel could settle a different message."""
+        conn, channel = self.connection, self.channel
+        if generation != self.generation or conn is None or not conn.is_open or channel is None:
+            log.info("%s skipped: its connection to %s is gone; the message will be redelivered", what, self.name)
+            return
+        try:
+            conn.add_callback_threadsafe(partial(fn, channel))
+        except Exception as exc:  # noqa: BLE001
+            log.info("%s skipped (%s); the message will be redelivered", what, exc)
 
-    def ack(self, tag: int) -> None:
-        self._threadsafe(partial(self.channel.basic_ack, tag))
+    def ack(self, generation: int, tag: int) -> None:
+        self._settle(generation, lambda ch: ch.is_open and ch.basic_ack(tag), "ack")
 
-    def requeue(self, tag: int) -> None:
-        self._threadsafe(partial(self.channel.basic_nack, tag, requeue=True))
+    def requeue(self, generation: int, tag: int) -> None:
+        self._settle(generation, lambda ch: ch.is_open and ch.basic_nack(tag, requeue=True), "requeue")
 
-    def _poison(self, tag: int, body: bytes, reason: str) -> None:
+    def _poison(self, tag: int, body: bytes, reason: str) -> None:  # runs on the consumer thread
         info = {"reason": reason, "traceback": "", "attempts": 1, "failure_times": [time.time()]}
         try:
             self.broker.dead_letter(self.queue_name, body, info, task="<unknown>")
@@ -306,6 +333,10 @@ class MultiNodeConsumer(Consumer):
 
     def __next__(self) -> MessageProxy | None:
         deadline = time.monotonic() + self.timeout
+        if self.queue_name in self.broker.paused_queues:
+            for node in self.nodes:
+                node.pause(min(self.timeout, 0.2) / max(1, len(self.nodes)))
+            return None
         while True:
             # one quick pass over every node, starting at a rotating one for fairness
             for i in range(len(self.nodes)):
@@ -328,7 +359,13 @@ class MultiNodeConsumer(Consumer):
                 time.sleep(min(remaining, 0.2))
 
     def ack(self, message: MessageProxy) -> None:
-        message._node.ack(message._tag)  # type: ignore[attr-defined]
+        node: NodeConsumer = message._node  # type: ignore[attr-defined]
+        if message.options.get(REQUEUE_FLAG):
+            # its retry could not be published: give it back rather than lose it
+            message.options.pop(REQUEUE_FLAG, None)
+            node.requeue(message._generation, message._tag)  # type: ignore[attr-defined]
+            return
+        node.ack(message._generation, message._tag)  # type: ignore[attr-defined]
 
     def nack(self, message: MessageProxy) -> None:
         """Dead-letter with the reason, confirmed, then ack; if that publish fails, requeue."""
@@ -337,9 +374,9 @@ class MultiNodeConsumer(Consumer):
             self.broker.dead_letter(self.queue_name, message._body, dead_letter_info(message), task=message.actor_name)  # type: ignore[attr-defined]
         except Exception:  # noqa: BLE001
             log.exception("dead-lettering %s failed; requeueing it", message.message_id)
-            node.requeue(message._tag)  # type: ignore[attr-defined]
+            node.requeue(message._generation, message._tag)  # type: ignore[attr-defined]
             return
-        node.ack(message._tag)  # type: ignore[attr-defined]
+        node.ack(message._generation, message._tag)  # type: ignore[attr-defined]
 
     def requeue(self, messages: Iterable[MessageProxy]) -> None:
         """Unacked messages return to their queue when the connection closes."""

@@ -123,8 +123,10 @@ def child_main(pool: PoolConfig, worker_id: str) -> None:
                 break
     finally:
         _heartbeat(rt, worker_id, pool, queues, started, counter.done, "stopping")
-        for consumer in list(worker.consumers.values()):
-            consumer.pause()  # take no new messages; in-flight ones finish and are acked
+        # Take no new work; dramatiq stops worker threads first (in-flight tasks finish and are
+        # acked over the still-open consumer connections), then closes consumers, which returns
+        # prefetched messages to their queues.
+        rt.broker.paused_queues.update(rt.topology.queue(q) for q in queues)
         worker.stop(timeout=int(pool.grace_s * 1000))
         _heartbeat(rt, worker_id, pool, queues, started, counter.done, "stopped")
         rt.close()
@@ -174,16 +176,14 @@ def _apply_pauses(rt: Any, worker: Any, queues: list[str], before: set[str]) -> 
         now = paused_queues(rt) & set(queues)
     except Exception:  # noqa: BLE001
         return before
+    # The broker's consumers cancel their AMQP consumer for paused queues (prefetched messages go
+    # back to the queue) and keep their connection, so tasks in flight still get acked.
     for q in now - before:
-        consumer = worker.consumers.get(rt.topology.queue(q))
-        if consumer is not None:
-            consumer.pause()
-            log.warning("queue %s paused", q)
+        rt.broker.paused_queues.add(rt.topology.queue(q))
+        log.warning("queue %s paused", q)
     for q in before - now:
-        consumer = worker.consumers.get(rt.topology.queue(q))
-        if consumer is not None:
-            consumer.resume()
-            log.warning("queue %s resumed", q)
+        rt.broker.paused_queues.discard(rt.topology.queue(q))
+        log.warning("queue %s resumed", q)
     return now
 
 

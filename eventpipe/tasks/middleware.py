@@ -9,7 +9,7 @@ import traceback
 from typing import Any
 
 import dramatiq
-from dramatiq.middleware import Middleware
+from dramatiq.middleware import Middleware, Retries
 
 log = logging.getLogger("eventpipe.tasks")
 
@@ -29,6 +29,22 @@ class FailureHistory(Middleware):
             traceback.format_exception(type(exception), exception, exception.__traceback__, limit=20)
         )[-8000:]
         log.warning("task %s failed (attempt %d): %s", message.actor_name, len(failures), message.options["last_error"])
+
+
+REQUEUE_FLAG = "_eventpipe_requeue"
+
+
+class SafeRetries(Retries):
+    """dramatiq's Retries, except that a retry which cannot be published (broker down) does not
+    let the original be acked: the message is flagged and the consumer requeues it instead.
+    (dramatiq acks in a ``finally`` even when this middleware raises: a lost message.)"""
+
+    def after_process_message(self, broker: dramatiq.Broker, message: Any, *, result: Any = None, exception: BaseException | None = None) -> None:
+        try:
+            super().after_process_message(broker, message, result=result, exception=exception)
+        except Exception:  # noqa: BLE001
+            log.exception("could not schedule the retry of %s; it goes back to its queue", message.message_id)
+            message.options[REQUEUE_FLAG] = True
 
 
 def dead_letter_info(message: Any) -> dict[str, Any]:
