@@ -18,6 +18,7 @@ from dramatiq.middleware import CurrentMessage, ShutdownNotifications, TimeLimit
 from eventpipe.config import Settings, get_settings
 from eventpipe.kvstore import CodecStore, open_store
 from eventpipe.metadata.db import Database, utcnow
+from eventpipe.schedules.expiry import SlotExpiry
 from eventpipe.queues.topology import Topology
 from eventpipe.tasks.api import Registry, TaskSpec, load_catalogue
 from eventpipe.tasks.middleware import FailureHistory, SafeRetries, dead_letter_info
@@ -47,6 +48,7 @@ class Runtime:
             TimeLimit(),
             ShutdownNotifications(),
             CurrentMessage(),
+            SlotExpiry(),
             FailureHistory(),
             SafeRetries(
                 max_retries=self.settings.max_retries,

@@ -19,8 +19,24 @@ def alembic_config(engine: Engine | None = None) -> Config:
     return cfg
 
 
+MIGRATION_LOCK_ID = 0x6576656E  # "even": one advisory lock id for every eventpipe process
+
+
 def upgrade(engine: Engine, revision: str = "heads") -> None:
-    command.upgrade(alembic_config(engine), revision)
+    """Apply migrations. On Postgres an advisory lock serializes processes that start at once
+    (several workers on a fresh database would otherwise race to create alembic's table)."""
+    if engine.dialect.name != "postgresql":
+        command.upgrade(alembic_config(engine), revision)
+        return
+    from sqlalchemy import text
+
+    with engine.connect() as lock_conn:
+        lock_conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+        try:
+            command.upgrade(alembic_config(engine), revision)
+        finally:
+            lock_conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": MIGRATION_LOCK_ID})
+            lock_conn.commit()
 
 
 # Subsystems add their own revisions branching from 0001; "heads" applies all of them.
