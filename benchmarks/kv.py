@@ -225,17 +225,17 @@ def raw_redis(make_client: Callable[[], Any], cluster: bool) -> Callable[[str], 
 
 def raw_s3(endpoint: str, access: str, secret: str, bucket: str, client: str) -> Callable[[str], Variant]:
     def make(mode: str) -> Variant:
-        pool = ThreadPoolExecutor(S3_WORKERS)
-        if client == "boto3":
-            import boto3
-            from botocore.config import Config
+        import boto3
+        from botocore.config import Config
 
-            s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=access,
-                              aws_secret_access_key=secret, config=Config(max_pool_connections=S3_WORKERS + 4))
-            try:
-                s3.create_bucket(Bucket=bucket)
-            except s3.exceptions.BucketAlreadyOwnedByYou:
-                pass
+        pool = ThreadPoolExecutor(S3_WORKERS)
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=access,
+                          aws_secret_access_key=secret, config=Config(max_pool_connections=S3_WORKERS + 4))
+        try:
+            s3.create_bucket(Bucket=bucket)
+        except s3.exceptions.BucketAlreadyOwnedByYou:
+            pass
+        if client == "boto3":
 
             def put_one(kv: tuple[str, bytes]) -> None:
                 s3.put_object(Bucket=bucket, Key=kv[0], Body=kv[1])

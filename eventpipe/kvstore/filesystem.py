@@ -30,12 +30,14 @@ class FilesystemStore(BatchFallbackMixin):
         except OSError as exc:
             raise KVUnavailable(f"{url}: cannot create the store folder ({exc})") from None
         self._made: set[Path] = set()
+        self._root_str = str(self.root)
 
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
 
     def get(self, key: str) -> bytes | None:
-        path = self._path(key)
+        # a str path, not a Path: the read is ~20 us and Path arithmetic was a visible part of it
+        path = os.path.join(self._root_str, check_key(key))
         try:
             with open(path, "rb") as fh:
                 expires = os.fstat(fh.fileno()).st_mtime
