@@ -16,7 +16,7 @@ from dramatiq.encoder import JSONEncoder
 from dramatiq.middleware import CurrentMessage, ShutdownNotifications, TimeLimit
 
 from eventpipe.config import Settings, get_settings
-from eventpipe.kvstore import CodecStore, open_store
+from eventpipe.kvstore import CodecStore, open_configured_store
 from eventpipe.metadata.db import Database, utcnow
 from eventpipe.schedules.expiry import SlotExpiry
 from eventpipe.queues.topology import Topology
@@ -37,7 +37,7 @@ class Runtime:
         self.db = Database(settings.resolved_database_url())
         if migrate:
             self.db.upgrade()
-        self.store: CodecStore = open_store(settings.resolved_kv_url())
+        self.store: CodecStore = open_configured_store(settings)  # dual-write while EVENTPIPE_KV_OLD_URL is set
         self.broker = self._make_broker()
         self.actors: dict[str, dramatiq.Actor] = {}
         self._bind_tasks()
@@ -135,6 +135,13 @@ class Runtime:
         if pin is None:
             raise ValueError("--node needs RabbitMQ nodes (EVENTPIPE_BROKER_URLS); the embedded broker has none")
         pin(node)
+
+    # ops (eventpipe/ops, issue 7): nodes `eventpipe ops drain --node` flagged; the broker's
+    # publishers skip them (make_rabbitmq_broker passes this as `excluded`). Cached ~2 s.
+    def drained_nodes(self) -> set[str]:
+        from eventpipe.ops.state import drained_nodes
+
+        return drained_nodes(self)
 
     def queue_names(self) -> list[str]:
         return [self.topology.queue(q) for q in self.registry.queues()]

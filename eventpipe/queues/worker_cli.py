@@ -11,7 +11,7 @@ import click
 @click.option("--queues", default="", help="comma-separated logical queues or globs (default: all)")
 @click.option("--processes", type=click.IntRange(1, 256), default=None, help="worker processes")
 @click.option("--threads", type=click.IntRange(1, 1024), default=None, help="threads per process")
-@click.option("--prefetch", type=click.IntRange(0, 65535), default=None, help="prefetch per process (0: 2 x threads)")
+@click.option("--prefetch", type=click.IntRange(0, 65535), default=None, help="prefetch per consumer (default EVENTPIPE_PREFETCH; 0: 2 x threads)")
 @click.option("--pool", "pool_name", default=None, help="a pool declared in the config file ([pools.NAME])")
 @click.option("--node", "nodes", multiple=True, help="consume only from this node HOST:PORT (repeatable)")
 def worker(queues: str, processes: int | None, threads: int | None, prefetch: int | None, pool_name: str | None, nodes: tuple[str, ...]) -> None:
@@ -42,7 +42,7 @@ def worker(queues: str, processes: int | None, threads: int | None, prefetch: in
         queues=patterns,
         processes=processes or (spec.processes if spec else 1),
         threads=threads or (spec.threads if spec else 8),
-        prefetch=prefetch if prefetch is not None else (spec.prefetch if spec else 0),
+        prefetch=prefetch if prefetch is not None else (spec.prefetch if spec and spec.prefetch else settings.prefetch),
         recycle_tasks=settings.worker_recycle_tasks,
         recycle_rss_mb=settings.worker_recycle_rss_mb,
         grace_s=settings.shutdown_grace_seconds,
