@@ -11,7 +11,7 @@ import os
 import tomllib
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     broker_urls: list[str] = Field(default_factory=list, description="several federated amqp:// nodes")
     management_urls: list[str] = Field(default_factory=list, description="management API per node")
     task_modules: list[str] = Field(default_factory=list, description="extra modules declaring @task functions")
+    publish_strategy: Literal["round_robin", "least_backlog"] = Field(
+        default="round_robin", description="how publishers pick a node when none is preferred"
+    )
+    preferred_node: str | None = Field(default=None, description="HOST:PORT publishers use first")
     consume_nodes: list[str] = Field(default_factory=list, description="HOST:PORT nodes a worker consumes from")
     kv_old_url: str | None = Field(default=None, description="previous KV store: dual-write while migrating")
     redis_url: str | None = Field(default=None, description="redis:// URL for slot claims and dedupe")

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.workers import start_worker  # noqa: E402,F401  (fixture for every test folder)
+
 PG_ADMIN_URL = os.environ.get("EVENTPIPE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 

@@ -261,12 +261,15 @@ class Publisher:
     window: int = 1000
     deadline_s: float = 30.0
     excluded: Callable[[], set[str]] = set  # node names not to publish to (ops drain)
+    strategy: str = "round_robin"  # or "least_backlog"
+    depth_of: Callable[[str, str], int] | None = None  # (url, queue) -> ready count, for least_backlog
     nodes: list[NodePublisher] = field(init=False)
     preferred: str | None = None
 
     def __post_init__(self) -> None:
         self.nodes = [NodePublisher(u, window=self.window) for u in self.urls]
         self._rr = itertools.count()
+        self._depths: dict[tuple[str, str], tuple[float, int]] = {}
         for node in self.nodes:
             node.wait_ready(5.0)
 
@@ -276,12 +279,27 @@ class Publisher:
             raise ValueError(f"node {name!r} is not one of the configured nodes {names}; check EVENTPIPE_BROKER_URLS")
         self.preferred = name
 
-    def _order(self) -> list[NodePublisher]:
+    def _backlog(self, node: NodePublisher, queue: str) -> int:
+        """Ready count of ``queue`` on ``node``, cached for a second (a passive declare each)."""
+        key = (node.name, queue)
+        cached = self._depths.get(key)
+        if cached is not None and time.monotonic() - cached[0] < 1.0:
+            return cached[1]
+        try:
+            depth = self.depth_of(node.url, queue) if self.depth_of else 0
+        except Exception:  # noqa: BLE001 - an unreachable node sorts last
+            depth = 1 << 62
+        self._depths[key] = (time.monotonic(), depth)
+        return depth
+
+    def _order(self, queue: str = "") -> list[NodePublisher]:
         excluded = self.excluded()
         nodes = [n for n in self.nodes if n.name not in excluded] or list(self.nodes)
         if self.preferred:
             first = [n for n in nodes if n.name == self.preferred]
             return first + [n for n in nodes if n.name != self.preferred]
+        if self.strategy == "least_backlog" and queue and len(nodes) > 1:
+            return sorted(nodes, key=lambda n: (not n.available, self._backlog(n, queue)))
         start = next(self._rr) % len(nodes)
         ordered = nodes[start:] + nodes[:start]
         # connected nodes first, so a dead node costs no time while it is down
@@ -300,7 +318,7 @@ class Publisher:
         errors: list[str] = []
         attempt = 0
         while todo:
-            order = self._order()
+            order = self._order(messages[todo[0]].routing_key)
             node = order[attempt % len(order)]
             futures = [(i, node.publish(messages[i])) for i in todo]
             failed = []

@@ -51,6 +51,8 @@ class RabbitBroker(dramatiq.Broker):
         window: int = 1000,
         consume_nodes: Sequence[str] | None = None,
         excluded: Any = set,
+        strategy: str = "round_robin",
+        preferred: str | None = None,
     ) -> None:
         super().__init__(middleware=middleware)
         self.urls = list(urls)
@@ -59,7 +61,9 @@ class RabbitBroker(dramatiq.Broker):
         self.paused_queues: set[str] = set()  # physical names; consumers stop taking messages
         self.consume_urls = [u for u in self.urls if consume_nodes is None or node_name(u) in consume_nodes]
         self._declare_lock = threading.Lock()
-        self.publisher = Publisher(self.urls, window=window, excluded=excluded)
+        self.publisher = Publisher(self.urls, window=window, excluded=excluded, strategy=strategy, depth_of=queue_depth)
+        if preferred:
+            self.publisher.pin(preferred)
 
     # Topology --------------------------------------------------------------------------------
     def declare_queue(self, queue_name: str) -> None:
@@ -394,5 +398,7 @@ def make_rabbitmq_broker(rt: Runtime, middleware: list[Any]) -> RabbitBroker:
         middleware=middleware,
         window=settings.confirm_window,
         consume_nodes=settings.consume_nodes or None,
+        strategy=settings.publish_strategy,
+        preferred=settings.preferred_node,
         excluded=getattr(rt, "drained_nodes", set),
     )

@@ -10,7 +10,8 @@ import time
 import pika
 import pytest
 
-from tests.rabbitmq.conftest import MACHINE_AMQP, children_of, log_tail, wait_for
+from tests.rabbitmq.conftest import MACHINE_AMQP
+from tests.support.workers import children_of, log_tail, wait_for
 
 pytestmark = pytest.mark.rabbitmq
 

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.fixtures.rabbitmq_nodes import RabbitCluster, rabbitmq_available
-from tests.rabbitmq.conftest import wait_for
+from tests.support.workers import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.rabbitmq]
 

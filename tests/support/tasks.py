@@ -29,3 +29,21 @@ def slow(rt: Any, *, key: str, seconds: float) -> None:
     rt.store.put(f"started/{key}", b"1")
     time.sleep(seconds)
     rt.store.put(f"done/{key}", b"1")
+
+
+@task("testing.effect", queue="testing")
+def effect(rt: Any, *, key: str) -> None:
+    """An idempotent effect that also counts deliveries: one row per key, ``deliveries`` shows
+    how often the broker delivered it (duplicates after a node crash are expected, DESIGN §7)."""
+    import os
+
+    from sqlalchemy import text
+
+    with rt.db.session() as s:
+        s.execute(
+            text(
+                "INSERT INTO test_effects (key, worker, deliveries) VALUES (:k, :w, 1) "
+                "ON CONFLICT (key) DO UPDATE SET deliveries = test_effects.deliveries + 1"
+            ),
+            {"k": key, "w": os.environ.get("EP_TEST_TAG", "")},
+        )
