@@ -8,6 +8,9 @@ KV store at ``{project_id}/{event_id}``. Every step is idempotent, so a redelive
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +27,7 @@ from eventpipe.pipeline.keys import body_key
 from eventpipe.pipeline.normalize import normalize_event
 from eventpipe.pipeline.scrub import scrub_event
 from eventpipe.tasks.api import PermanentError, task
+from eventpipe.tasks.batching import GroupCommit
 
 if TYPE_CHECKING:
     from eventpipe.runtime import Runtime
@@ -112,58 +116,95 @@ def save(
     """Upsert the issue, insert the event row once, buffer its counter, detect regressions.
 
     The event row, its counter increment and its activity rows commit in one transaction, and the
-    event row is unique: a redelivered save inserts nothing and counts nothing."""
-    ts = _dt(timestamp)
-    now = utcnow()
-    with rt.db.session() as s:
-        issue_id, status = _upsert_issue(s, project_id, fingerprint, title, culprit, level, ts)
-        inserted = insert_ignore(
-            s,
-            Event,
-            [
-                {
-                    "project_id": project_id,
-                    "event_id": event_id,
-                    "issue_id": issue_id,
-                    "timestamp": ts,
-                    "received_at": _dt(received),
-                    "kv_key": body_key(project_id, event_id),
-                    "size": size,
-                    "platform": platform,
-                    "level": level,
-                }
-            ],
-            ["project_id", "event_id"],
-        )
-        kinds: list[str] = []
-        if inserted:
-            s.add(BufferedCounter(project_id=project_id, issue_id=issue_id, delta=1, seen_at=ts))
-            if status == "new":
-                kinds.append("first_seen")
-            elif status == "resolved":
-                # compare-and-set: only the event that flips the status records the regression
-                flipped = s.execute(
-                    update(Issue)
-                    .where(Issue.id == issue_id, Issue.status == "resolved")
-                    .values(status="unresolved", resolved_at=None)
-                ).rowcount
-                if flipped:
-                    kinds.append("regression")
-            if kinds:
-                insert_ignore(
-                    s,
-                    Activity,
-                    [
-                        {"project_id": project_id, "issue_id": issue_id, "kind": k, "event_id": event_id, "created_at": now}
-                        for k in kinds
-                    ],
-                    ["issue_id", "kind", "event_id"],
-                )
-        handover = not inserted or bool(kinds)
+    event row is unique: a redelivered save inserts nothing and counts nothing. Concurrent saves
+    in one process share a transaction (group commit); each returns after its own commit."""
+    item = SaveItem(project_id, event_id, fingerprint, title, culprit, level, platform, timestamp, received, size)
+    issue_id, handover = _save_group(rt).submit(item)
     # A redelivered save (nothing inserted) may have crashed before this enqueue last time: send
     # post_process again; it is idempotent. Fresh events with no activity need no post-processing.
     if handover:
         rt.enqueue("events.post_process", project_id=project_id, event_id=event_id, issue_id=issue_id)
+
+
+@dataclass(frozen=True)
+class SaveItem:
+    project_id: int
+    event_id: str
+    fingerprint: str
+    title: str
+    culprit: str
+    level: str
+    platform: str
+    timestamp: float
+    received: float
+    size: int
+
+
+_groups: dict[int, GroupCommit[SaveItem, tuple[int, bool]]] = {}
+_groups_lock = threading.Lock()
+
+
+def _save_group(rt: Runtime) -> GroupCommit[SaveItem, tuple[int, bool]]:
+    with _groups_lock:
+        group = _groups.get(id(rt))
+        if group is None:
+            group = _groups[id(rt)] = GroupCommit(lambda items: _save_batch(rt, items))
+        return group
+
+
+def _save_batch(rt: Runtime, items: Sequence[SaveItem]) -> list[tuple[int, bool]]:
+    now = utcnow()
+    out = []
+    with rt.db.session() as s:
+        for it in items:
+            out.append(_save_one(s, it, now))
+    return out
+
+
+def _save_one(s: Any, it: SaveItem, now: datetime) -> tuple[int, bool]:
+    ts = _dt(it.timestamp)
+    issue_id, status = _upsert_issue(s, it.project_id, it.fingerprint, it.title, it.culprit, it.level, ts)
+    inserted = insert_ignore(
+        s,
+        Event,
+        [
+            {
+                "project_id": it.project_id,
+                "event_id": it.event_id,
+                "issue_id": issue_id,
+                "timestamp": ts,
+                "received_at": _dt(it.received),
+                "kv_key": body_key(it.project_id, it.event_id),
+                "size": it.size,
+                "platform": it.platform,
+                "level": it.level,
+            }
+        ],
+        ["project_id", "event_id"],
+    )
+    kinds: list[str] = []
+    if inserted:
+        s.add(BufferedCounter(project_id=it.project_id, issue_id=issue_id, delta=1, seen_at=ts))
+        if status == "new":
+            kinds.append("first_seen")
+        elif status == "resolved":
+            # compare-and-set: only the event that flips the status records the regression
+            flipped = s.execute(
+                update(Issue).where(Issue.id == issue_id, Issue.status == "resolved").values(status="unresolved", resolved_at=None)
+            ).rowcount
+            if flipped:
+                kinds.append("regression")
+        if kinds:
+            insert_ignore(
+                s,
+                Activity,
+                [
+                    {"project_id": it.project_id, "issue_id": issue_id, "kind": k, "event_id": it.event_id, "created_at": now}
+                    for k in kinds
+                ],
+                ["issue_id", "kind", "event_id"],
+            )
+    return issue_id, (not inserted) or bool(kinds)
 
 
 def _upsert_issue(s: Any, project_id: int, fingerprint: str, title: str, culprit: str, level: str, ts: datetime) -> tuple[int, str]:
