@@ -1,0 +1,188 @@
+"""Kill switches: workers drop messages matching a rule (task name + kwargs equality).
+
+A rule is ``task`` (an fnmatch pattern: ``events.*``) and ``where`` (kwargs that must all be equal,
+e.g. ``{"project_id": 123}``). Equality is by JSON value, and a number matches its decimal string
+(``--where project_id=123`` matches ``project_id=123`` and ``project_id="123"``), because the CLI
+cannot know how producers typed the value.
+
+:class:`KillSwitch` is a dramatiq middleware: ``before_process_message`` raises
+``dramatiq.middleware.SkipMessage`` for a match, so the message is acked without running (dramatiq
+then calls ``after_skip_message``). Rules are read from SQL at most every ``CACHE_S`` seconds per
+process; drops are logged, counted in-process (``dropped``; Prometheus
+``eventpipe_killswitch_dropped_total`` when prometheus-client is importable) and added to the rule's
+``dropped`` column in batches when the rules are next read.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dramatiq.middleware import Middleware, SkipMessage
+from sqlalchemy import delete, select, update
+
+from eventpipe.metadata.db import utcnow
+
+from .models import KillSwitchRule
+from .state import CACHE_S
+
+log = logging.getLogger("eventpipe.killswitch")
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: int
+    task: str
+    where: dict[str, Any]
+
+    def matches(self, task: str, kwargs: dict[str, Any]) -> bool:
+        if not fnmatch.fnmatchcase(task, self.task):
+            return False
+        for key, want in self.where.items():
+            if key not in kwargs:
+                return False
+            have = kwargs[key]
+            if have != want and _scalar_text(have) != _scalar_text(want):
+                return False
+        return True
+
+
+def _scalar_text(v: Any) -> str | None:
+    if isinstance(v, bool) or v is None:
+        return json.dumps(v)
+    if isinstance(v, int | float | str):
+        return str(v)
+    return json.dumps(v, sort_keys=True)
+
+
+def parse_where(items: Sequence[str]) -> dict[str, Any]:
+    """``key=value`` pairs; value is read as JSON when it parses (``123``, ``true``, ``"x"``), else text."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--where {item!r}: expected key=value, e.g. project_id=123")
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        out[key.strip()] = value
+    return out
+
+
+# Rule storage (CLI side) -------------------------------------------------------------------------
+def add_rule(db: Any, task: str, where: dict[str, Any], reason: str = "") -> int:
+    with db.session() as s:
+        row = KillSwitchRule(task=task, where=where, reason=reason, created_at=utcnow(), dropped=0)
+        s.add(row)
+        s.flush()
+        return int(row.id)
+
+
+def remove_rule(db: Any, rule_id: int) -> bool:
+    with db.session() as s:
+        return bool(s.execute(delete(KillSwitchRule).where(KillSwitchRule.id == rule_id)).rowcount)
+
+
+def list_rules(db: Any) -> list[dict[str, Any]]:
+    with db.session() as s:
+        return [
+            {"id": r.id, "task": r.task, "where": r.where, "reason": r.reason,
+             "created_at": r.created_at.isoformat() + "Z", "dropped": r.dropped}
+            for r in s.scalars(select(KillSwitchRule).order_by(KillSwitchRule.id))
+        ]
+
+
+def load_rules(db: Any) -> list[Rule]:
+    with db.session() as s:
+        return [Rule(int(r.id), r.task, dict(r.where or {})) for r in s.scalars(select(KillSwitchRule))]
+
+
+# The middleware ----------------------------------------------------------------------------------
+class KillSwitch(Middleware):
+    """Drops messages matched by a kill-switch rule before they run (see module docstring).
+
+    ``db`` is the runtime's :class:`~eventpipe.metadata.db.Database`, or a callable returning it
+    (so the runtime can build the middleware before it has its database).
+    """
+
+    def __init__(self, db: Any | Callable[[], Any] | None = None, *, ttl: float = CACHE_S) -> None:
+        self._db = db
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._rules: list[Rule] = []
+        self._loaded_at = float("-inf")
+        self._pending: Counter[int] = Counter()
+        self.dropped: Counter[int] = Counter()
+        self._metric = _dropped_metric()
+
+    def _database(self) -> Any:
+        db = self._db
+        if db is None:
+            from eventpipe.runtime import open_runtime
+
+            return open_runtime().db
+        return db() if callable(db) and not hasattr(db, "session") else db
+
+    def rules(self) -> list[Rule]:
+        now = time.monotonic()
+        if now - self._loaded_at < self.ttl:
+            return self._rules
+        with self._lock:
+            if now - self._loaded_at < self.ttl:
+                return self._rules
+            try:
+                db = self._database()
+                self._flush(db)
+                self._rules = load_rules(db)
+            except Exception:  # noqa: BLE001 - keep the last rules; never stop the worker
+                log.warning("could not read kill-switch rules; keeping the last ones", exc_info=True)
+            self._loaded_at = now
+            return self._rules
+
+    def _flush(self, db: Any) -> None:
+        pending, self._pending = self._pending, Counter()
+        if not pending:
+            return
+        try:
+            with db.session() as s:
+                for rule_id, n in pending.items():
+                    s.execute(update(KillSwitchRule).where(KillSwitchRule.id == rule_id)
+                              .values(dropped=KillSwitchRule.dropped + n))
+        except Exception:  # noqa: BLE001
+            self._pending.update(pending)
+            raise
+
+    def match(self, task: str, kwargs: dict[str, Any]) -> Rule | None:
+        for rule in self.rules():
+            if rule.matches(task, kwargs):
+                return rule
+        return None
+
+    def before_process_message(self, broker: Any, message: Any) -> None:
+        rule = self.match(message.actor_name, dict(message.kwargs or {}))
+        if rule is None:
+            return
+        with self._lock:
+            self.dropped[rule.id] += 1
+            self._pending[rule.id] += 1
+        if self._metric is not None:
+            self._metric.labels(task=message.actor_name, rule=str(rule.id)).inc()
+        log.warning("kill switch %d dropped %s %s (kwargs %s)", rule.id, message.actor_name, message.message_id,
+                    sorted(rule.where))
+        raise SkipMessage(f"kill switch {rule.id}")
+
+
+def _dropped_metric() -> Any:
+    try:
+        from .metrics import KILLSWITCH_DROPPED
+    except ImportError:  # prometheus-client not installed: counting stays in-process and in SQL
+        return None
+    return KILLSWITCH_DROPPED
