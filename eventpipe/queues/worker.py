@@ -84,6 +84,7 @@ def child_main(pool: PoolConfig, worker_id: str) -> None:
     from eventpipe.runtime import open_runtime
 
     logging.basicConfig(level=os.environ.get("EVENTPIPE_LOG_LEVEL", "WARNING"), format=f"%(asctime)s {worker_id} %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pika").setLevel(max(logging.WARNING, logging.getLogger().level))  # pika's INFO is per-socket noise
     rt = open_runtime()
     queues = select_queues(pool.queues, rt.registry.queues())
     physical = {rt.topology.queue(q) for q in queues}
