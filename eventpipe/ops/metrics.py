@@ -53,8 +53,8 @@ IN_PROGRESS = Gauge("eventpipe_tasks_in_progress", "Tasks executing now", LABELS
 KILLSWITCH_DROPPED = Counter("eventpipe_killswitch_dropped", "Messages dropped by a kill switch", ("task", "rule"))
 
 
-def _labels(broker: Any, message: Any) -> dict[str, str]:
-    topology = getattr(broker, "topology", None)
+def _labels(broker: Any, message: Any, topology: Any = None) -> dict[str, str]:
+    topology = topology or getattr(broker, "topology", None)
     queue = topology.logical(message.queue_name) if topology is not None else message.queue_name
     return {"task": message.actor_name, "queue": queue}
 
@@ -65,7 +65,10 @@ class TaskMetrics(Middleware):
     _server_lock = threading.Lock()
     _server_port: int | None = None
 
-    def __init__(self) -> None:
+    def __init__(self, topology: Any = None) -> None:
+        """``topology`` (the runtime's) turns physical queue names into logical ones for labels;
+        without it the broker's is used, if it has one."""
+        self.topology = topology
         self._started: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -92,14 +95,14 @@ class TaskMetrics(Middleware):
             return None
 
     def before_process_message(self, broker: Any, message: Any) -> None:
-        labels = _labels(broker, message)
+        labels = _labels(broker, message, self.topology)
         TASKS_STARTED.labels(**labels).inc()
         IN_PROGRESS.labels(**labels).inc()
         with self._lock:
             self._started[message.message_id] = time.perf_counter()
 
     def _finish(self, broker: Any, message: Any) -> tuple[dict[str, str], float | None]:
-        labels = _labels(broker, message)
+        labels = _labels(broker, message, self.topology)
         with self._lock:
             t0 = self._started.pop(message.message_id, None)
         if t0 is not None:
