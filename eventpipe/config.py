@@ -180,9 +180,20 @@ def load_settings(**overrides: Any) -> Settings:
             field = ".".join(str(p) for p in err["loc"])
             top = str(err["loc"][0]) if err["loc"] else field
             var = ENV_PREFIX + top.upper()
-            given = err.get("input")
+            given = _redact(err.get("input"))
             problems.append(f"{var} (TOML key '{field}'): {err['msg']}; got {given!r}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None
+
+
+def _redact(value: Any) -> Any:
+    """Credentials in URLs never reach an error message or a log."""
+    import re
+
+    if isinstance(value, str):
+        return re.sub(r"://[^/@\s]*@", "://***@", value)
+    if isinstance(value, list):
+        return [_redact(v) for v in value]
+    return value
 
 
 @lru_cache(maxsize=1)

@@ -51,3 +51,25 @@ def test_unknown_toml_key_is_rejected(monkeypatch, tmp_path):
     with pytest.raises(ConfigError) as info:
         load_settings()
     assert "queue_prefx" in str(info.value)
+
+
+def test_errors_never_show_credentials(monkeypatch):
+    monkeypatch.setenv("EVENTPIPE_BROKER_URLS", "amqp://u:hunter2@a:5672,http://u:hunter2@b")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert "hunter2" not in str(info.value)
+    assert "EVENTPIPE_BROKER_URLS" in str(info.value)
+
+
+def test_messages_are_json_never_pickle():
+    import dramatiq
+    from dramatiq.encoder import JSONEncoder
+
+    import eventpipe.runtime  # noqa: F401  (sets the encoder)
+
+    assert type(dramatiq.get_encoder()) is JSONEncoder
+    from dramatiq.errors import DecodeError
+    from dramatiq.message import Message
+
+    with pytest.raises(DecodeError):
+        Message.decode(b"\x80\x04\x95pickled")
