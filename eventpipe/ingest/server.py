@@ -128,14 +128,19 @@ def create_app(rt: Runtime, *, rate_per_project: float = 1000.0, burst: float = 
         ids = result.accepted + result.duplicates
         return JSONResponse({"id": ids[0] if ids else None})
 
-    async def store(request: Request) -> JSONResponse:
+    async def authorized_body(request: Request) -> tuple[int, bytes] | JSONResponse:
         project_id = int(request.path_params["project_id"])
         denied = authenticate(request, project_id)
         if denied:
             return denied
         raw = await read_body(request)
-        if isinstance(raw, JSONResponse):
-            return raw
+        return raw if isinstance(raw, JSONResponse) else (project_id, raw)
+
+    async def store(request: Request) -> JSONResponse:
+        got = await authorized_body(request)
+        if isinstance(got, JSONResponse):
+            return got
+        project_id, raw = got
         try:
             event = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -143,13 +148,10 @@ def create_app(rt: Runtime, *, rate_per_project: float = 1000.0, burst: float = 
         return await accept(request, [event], project_id)
 
     async def envelope(request: Request) -> JSONResponse:
-        project_id = int(request.path_params["project_id"])
-        denied = authenticate(request, project_id)
-        if denied:
-            return denied
-        raw = await read_body(request)
-        if isinstance(raw, JSONResponse):
-            return raw
+        got = await authorized_body(request)
+        if isinstance(got, JSONResponse):
+            return got
+        project_id, raw = got
         try:
             parsed = parse_envelope(raw)
         except InvalidEvent as exc:
