@@ -49,12 +49,14 @@ class Runtime:
             ShutdownNotifications(),
             CurrentMessage(),
             SlotExpiry(),
-            FailureHistory(),
             SafeRetries(
                 max_retries=self.settings.max_retries,
                 min_backoff=self.settings.min_backoff_ms,
                 max_backoff=self.settings.max_backoff_ms,
             ),
+            # after_* hooks run in reverse order: FailureHistory must come last to record the
+            # failure before SafeRetries copies the message for its retry.
+            FailureHistory(),
         ]
 
     def _make_broker(self) -> dramatiq.Broker:
