@@ -73,16 +73,19 @@ def _render(report: Any) -> Any:
 
     parts: list[Any] = []
     t = Table(title=f"queues (behind: lag > {report.lag_threshold_seconds:g}s or ready > {report.backlog_threshold})")
-    for col in ("queue", "node", "ready", "unacked", "consumers", "publish/s", "deliver/s", "ack/s", "lag s", ""):
-        t.add_column(col, justify="right" if col not in ("queue", "node", "") else "left")
+    for col in ("queue", "node", "", "ready", "unacked", "cons", "lag s", "pub/s", "deliv/s", "ack/s"):
+        t.add_column(col, justify="left" if col in ("queue", "node", "") else "right")
+    notes: list[str] = []
     for r in report.queues:
-        style = "bold red" if r.behind else None
-        t.add_row(r.queue, r.node, _fmt(r.ready), _fmt(r.unacked), _fmt(r.consumers), _fmt(r.publish_rate, 1),
-                  _fmt(r.deliver_rate, 1), _fmt(r.ack_rate, 1), _fmt(r.lag_seconds, 1),
-                  ("BEHIND: " + ", ".join(r.why)) if r.behind else ("error" if r.error else ""), style=style)
+        flag = "BEHIND" if r.behind else ("error" if r.error and r.ready is None else "ok")
+        if r.behind:
+            notes.append(f"{r.queue} on {r.node}: " + ", ".join(r.why))
+        t.add_row(r.queue, r.node, flag, _fmt(r.ready), _fmt(r.unacked), _fmt(r.consumers), _fmt(r.lag_seconds, 1),
+                  _fmt(r.publish_rate, 1), _fmt(r.deliver_rate, 1), _fmt(r.ack_rate, 1),
+                  style="bold red" if r.behind else None)
     for tot in report.totals:
-        t.add_row(tot["queue"], f"total ({tot['nodes']})", _fmt(tot["ready"]), _fmt(tot["unacked"]),
-                  _fmt(tot["consumers"]), "", "", "", _fmt(tot["lag_seconds"], 1), "BEHIND" if tot["behind"] else "",
+        t.add_row(tot["queue"], f"total/{tot['nodes']}", "BEHIND" if tot["behind"] else "ok", _fmt(tot["ready"]),
+                  _fmt(tot["unacked"]), _fmt(tot["consumers"]), _fmt(tot["lag_seconds"], 1), "", "", "",
                   style="bold red" if tot["behind"] else "bold")
     parts.append(t)
     w = Table(title=f"workers alive ({len(report.workers)})")
@@ -100,6 +103,8 @@ def _render(report: Any) -> Any:
             lt.add_row(link["node"], link["queue"], link["upstream"], link["status"], link["error"] or "",
                        style=None if link["status"] == "running" else "red")
         parts.append(lt)
+    for note in notes:
+        parts.append(Text(f"BEHIND {note}", style="red"))
     for e in report.errors:
         parts.append(Text(f"! {e}", style="yellow"))
     return Group(*parts)
@@ -109,7 +114,7 @@ def _render(report: Any) -> Any:
 @click.option("--json", "as_json", is_flag=True, help="print {queues, workers, links} as JSON")
 @click.option("--watch", is_flag=True, help="refresh until Ctrl-C")
 @click.option("--interval", default=2.0, show_default=True, help="seconds between refreshes with --watch")
-@click.option("--check", is_flag=True, help="exit 1 when a queue is behind (lag or backlog over the thresholds), 2 when a node cannot be read")
+@click.option("--check", is_flag=True, help="exit 1 when a queue is behind (lag or backlog over the thresholds), 2 when a node's queues cannot be read")
 def status(as_json: bool, watch: bool, interval: float, check: bool) -> None:
     """Backlog, consumers, rates and lag per queue per node; workers alive; federation links."""
     from .status import collect
@@ -139,8 +144,8 @@ def status(as_json: bool, watch: bool, interval: float, check: bool) -> None:
     if check:
         if report.behind:
             sys.exit(1)
-        if report.errors or any(r.error and r.ready is None for r in report.queues):
-            sys.exit(2)
+        if any(r.error and r.ready is None for r in report.queues):
+            sys.exit(2)  # a node could not be read: its backlog is unknown
 
 
 # drain / undrain -------------------------------------------------------------------------------

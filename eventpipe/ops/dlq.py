@@ -124,13 +124,13 @@ def _view(index: int, node: str, headers: dict[str, Any], body: bytes, fallback_
 
 
 def dlq_names(node: BrokerNode, topology: Topology, logical: Sequence[str]) -> list[str]:
-    names = {topology.dead_letter(q) for q in logical}
+    """Every DLQ of this deployment on ``node`` (management list; the registered queues' DLQs
+    when the management API is down)."""
     try:
         with node.client(timeout=5.0) as mc:
-            names |= {q.name for q in mc.queues(node.vhost) if classify(topology, q.name).kind == "dlq"}
+            return sorted(q.name for q in mc.queues(node.vhost) if classify(topology, q.name).kind == "dlq")
     except ManagementError:
-        pass  # the registered queues' DLQs are still read over AMQP
-    return sorted(names)
+        return sorted(topology.dead_letter(q) for q in logical)
 
 
 def _replay_body(body: bytes) -> bytes:

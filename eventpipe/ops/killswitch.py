@@ -160,6 +160,27 @@ class KillSwitch(Middleware):
             self._pending.update(pending)
             raise
 
+    def after_worker_boot(self, broker: Any, worker: Any) -> None:
+        """Refresh rules (and flush drop counts) in the background, so a new rule applies within
+        ~``ttl`` even to the first message after it, and counts reach SQL without new messages."""
+        self._stop = threading.Event()
+
+        def loop() -> None:
+            while not self._stop.wait(self.ttl):
+                self._loaded_at = float("-inf")
+                self.rules()
+
+        threading.Thread(target=loop, name="eventpipe-killswitch", daemon=True).start()
+
+    def before_worker_shutdown(self, broker: Any, worker: Any) -> None:
+        stop = getattr(self, "_stop", None)
+        if stop is not None:
+            stop.set()
+        try:
+            self._flush(self._database())
+        except Exception:  # noqa: BLE001 - counts are best effort
+            log.warning("could not record kill-switch drop counts at shutdown", exc_info=True)
+
     def match(self, task: str, kwargs: dict[str, Any]) -> Rule | None:
         for rule in self.rules():
             if rule.matches(task, kwargs):

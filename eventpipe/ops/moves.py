@@ -147,12 +147,12 @@ def loads(nodes: Sequence[BrokerNode], topology: Topology, logical: Sequence[str
             errors.append(f"{node.host_port}: unreachable ({type(exc).__name__})")
             continue
         try:
-            names = set(topology.queue(q) for q in logical)
             try:
                 with node.client(timeout=5.0) as mc:
-                    names |= {q.name for q in mc.queues(node.vhost) if classify(topology, q.name).kind == "work"}
+                    names = {q.name for q in mc.queues(node.vhost) if classify(topology, q.name).kind == "work"}
             except ManagementError as exc:
                 errors.append(f"{node.host_port}: {exc}")
+                names = {topology.queue(q) for q in logical}  # probe the registered ones instead
             for name in sorted(names):
                 ch = conn.channel()
                 try:
@@ -170,8 +170,8 @@ def loads(nodes: Sequence[BrokerNode], topology: Topology, logical: Sequence[str
 
 def node_backlog(node: BrokerNode, topology: Topology, logical: Sequence[str], *, include_delay: bool = True) -> dict[str, int]:
     """Ready messages per eventpipe work (and delay) queue on one node, exact."""
-    names = {topology.queue(q) for q in logical}
-    with node.client(timeout=10.0) as mc:
+    names: set[str] = set()
+    with node.client(timeout=10.0) as mc:  # lists every queue, declared by anyone
         for q in mc.queues(node.vhost):
             kind = classify(topology, q.name).kind
             if kind == "work" or (include_delay and kind == "delay"):

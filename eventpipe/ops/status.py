@@ -121,7 +121,8 @@ def node_rows(node: BrokerNode, topology: Topology, logical: list[str]) -> list[
                     stats[q.name] = q
     except ManagementError as exc:
         mgmt_error = str(exc)
-    names = sorted({topology.queue(q) for q in logical} | set(stats))
+    # the management API lists every queue; registered names are probed only when it is down
+    names = sorted(set(stats) if mgmt_error is None else {topology.queue(q) for q in logical})
     rows: list[QueueRow] = []
     try:
         conn = connect(node.amqp_url)
