@@ -171,7 +171,13 @@ def drain(node: str | None, queue: str | None, chunk: int, timeout: float, yes: 
 def _drain_node(rt: Any, name: str, chunk: int, timeout: float, yes: bool, as_json: bool) -> None:
     from dataclasses import asdict
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from .moves import drain_node
     from .nodes import find_node

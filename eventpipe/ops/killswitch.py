@@ -142,7 +142,7 @@ class KillSwitch(Middleware):
                 db = self._database()
                 self._flush(db)
                 self._rules = load_rules(db)
-            except Exception:  # noqa: BLE001 - keep the last rules; never stop the worker
+            except Exception:
                 log.warning("could not read kill-switch rules; keeping the last ones", exc_info=True)
             self._loaded_at = now
             return self._rules
@@ -156,7 +156,7 @@ class KillSwitch(Middleware):
                 for rule_id, n in pending.items():
                     s.execute(update(KillSwitchRule).where(KillSwitchRule.id == rule_id)
                               .values(dropped=KillSwitchRule.dropped + n))
-        except Exception:  # noqa: BLE001
+        except Exception:
             self._pending.update(pending)
             raise
 
@@ -178,7 +178,7 @@ class KillSwitch(Middleware):
             stop.set()
         try:
             self._flush(self._database())
-        except Exception:  # noqa: BLE001 - counts are best effort
+        except Exception:
             log.warning("could not record kill-switch drop counts at shutdown", exc_info=True)
 
     def match(self, task: str, kwargs: dict[str, Any]) -> Rule | None:

@@ -31,7 +31,14 @@ import time
 from typing import Any
 
 from dramatiq.middleware import Middleware
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    start_http_server,
+)
 from prometheus_client.core import GaugeMetricFamily
 
 log = logging.getLogger("eventpipe.metrics")
@@ -49,7 +56,7 @@ TASK_DURATION = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
 IN_PROGRESS = Gauge("eventpipe_tasks_in_progress", "Tasks executing now", LABELS,
-                    **({"multiprocess_mode": "livesum"} if _multiproc else {}))
+                    multiprocess_mode="livesum")  # summed over live processes in multiprocess mode
 KILLSWITCH_DROPPED = Counter("eventpipe_killswitch_dropped", "Messages dropped by a kill switch", ("task", "rule"))
 
 
@@ -197,4 +204,4 @@ def exporter_registry(rt: Any) -> CollectorRegistry:
     return registry
 
 
-__all__ = ["REGISTRY", "TaskMetrics", "QueueCollector", "exporter_registry"]
+__all__ = ["REGISTRY", "QueueCollector", "TaskMetrics", "exporter_registry"]

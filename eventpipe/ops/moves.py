@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
 import pika
 
 from eventpipe.queues import shovel
@@ -110,7 +111,7 @@ def run_shovel(src: BrokerNode, dst: BrokerNode, queue: str, count: int, topolog
     except BaseException:
         try:
             shovel.cancel(handle)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001, S110 - the original error matters more than the cleanup
             pass
         raise
     # a finished shovel moved exactly ``count`` (confirmed); a cancelled one what reached dst
@@ -229,7 +230,7 @@ def drain_node(
                 turn += 1
                 take = min(count, chunk)
 
-                def step(n: int) -> None:
+                def step(n: int, remaining: int = remaining) -> None:
                     result.moved += n
                     if on_progress is not None:
                         on_progress(result.moved, max(0, remaining - result.moved))
@@ -256,6 +257,7 @@ def wait_empty(conns: Sequence[BrokerNode], queue: str, *, on_progress: Callable
     """Wait until ``queue`` (physical) has no ready (and, via management, no unacked) message on
     any node; returns the seconds waited. ``ops drain --queue`` uses it."""
     t0 = time.monotonic()
+    quiet = 0
     while True:
         total = 0
         for node in conns:
@@ -269,7 +271,10 @@ def wait_empty(conns: Sequence[BrokerNode], queue: str, *, on_progress: Callable
                 total += 1  # unknown: not empty yet
         if on_progress is not None:
             on_progress(total)
-        if total == 0:
+        # management's unacked count lags by the statistics interval (~1 s): trust "empty" only
+        # when two looks ``poll_s`` apart agree
+        quiet = quiet + 1 if total == 0 else 0
+        if quiet >= 2:
             return int(time.monotonic() - t0)
         if time.monotonic() - t0 > timeout_s:
             raise OpsError(f"{queue} still holds {total} messages after {timeout_s:.0f}s")

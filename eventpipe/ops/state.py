@@ -42,7 +42,7 @@ class _Cached:
                 return hit[1]
         try:
             value = load()
-        except Exception:  # noqa: BLE001 - keep the last known flags on a database error
+        except Exception:
             log.warning("could not read ops flags; keeping the last known ones", exc_info=True)
             value = hit[1] if hit is not None else default
         with self._lock:

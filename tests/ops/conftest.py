@@ -16,8 +16,8 @@ _ROOT = str(Path(__file__).resolve().parents[2])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from tests.fixtures.rabbitmq_nodes import make_rabbit_nodes_fixture  # noqa: E402
-from tests.support.workers import start_worker  # noqa: E402,F401 - fixture
+from tests.fixtures.rabbitmq_nodes import make_rabbit_nodes_fixture
+from tests.support.workers import start_worker  # noqa: F401 - fixture
 
 rabbit_nodes = make_rabbit_nodes_fixture(3, name="rabbit_nodes")
 
@@ -50,7 +50,7 @@ def delete_prefixed(nodes: Any, prefix: str) -> None:
                             ch.close()
             finally:
                 conn.close()
-        except Exception:  # noqa: BLE001 - cleanup is best effort
+        except Exception:  # noqa: BLE001, S110 - cleanup is best effort
             pass
 
 

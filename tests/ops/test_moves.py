@@ -10,7 +10,13 @@ import pika
 import pytest
 from click.testing import CliRunner
 
-from tests.ops.conftest import declare_everywhere, depth, drain_ids, publish_raw, runtime
+from tests.ops.conftest import (
+    declare_everywhere,
+    depth,
+    drain_ids,
+    publish_raw,
+    runtime,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -171,7 +171,8 @@ def test_drain_queue_refuses_new_work_and_waits_until_empty(ops_env: Any, nodes:
     res = CliRunner().invoke(ops, ["drain", "--queue", "testing", "--yes", "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["empty"] is True
-    assert done(rt, keys) == 30 and total_depth(nodes, rt.topology.queue("testing")) == 0
+    wait_for(lambda: done(rt, keys) == 30, 10, "the last tasks in flight finished")
+    assert total_depth(nodes, rt.topology.queue("testing")) == 0
     with pytest.raises(QueueClosed, match="undrain --queue testing"):
         rt.enqueue("opstest.record", key="refused")
     assert CliRunner().invoke(ops, ["undrain", "--queue", "testing"]).exit_code == 0
