@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
+import sqlalchemy.exc
 from sqlalchemy import select
 
 from eventpipe.kvstore import KVUnavailable
@@ -74,6 +75,17 @@ def submit(rt: Runtime, project_id: int, event: Any) -> str:
 
 
 def submit_many(rt: Runtime, project_id: int, events: Sequence[Any]) -> SubmitResult:
+    """Validate, dedupe, store and publish a batch of one project's events.
+
+    A database outage raises :class:`SubmitError` too: before the publish nothing was accepted;
+    after it, the events are queued and a resend is absorbed by the unique event row in save."""
+    try:
+        return _submit_many(rt, project_id, events)
+    except sqlalchemy.exc.OperationalError as exc:
+        raise SubmitError(f"the metadata database is unreachable ({type(exc.orig).__name__}); resend the events") from exc
+
+
+def _submit_many(rt: Runtime, project_id: int, events: Sequence[Any]) -> SubmitResult:
     result = SubmitResult()
     received = time.time()
     if not _project_exists(rt, project_id):
