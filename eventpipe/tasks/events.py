@@ -52,13 +52,26 @@ def _load(rt: Runtime, project_id: int, event_id: str) -> Any:
         raise PermanentError(f"body at {key!r} is not JSON: {exc}") from None
 
 
+def _second_delivery() -> bool:
+    """True when this message may have been worked on before (broker redelivery or a retry)."""
+    from dramatiq.middleware import CurrentMessage
+
+    message = CurrentMessage.get_current_message()
+    if message is None:
+        return True  # called outside a worker: be safe
+    return bool(getattr(message, "redelivered", False) or message.options.get("retries"))
+
+
 @task("events.preprocess", queue="events")
 def preprocess(rt: Runtime, *, project_id: int, event_id: str, received: float) -> None:
-    """Decide whether the event still needs work: skip events already saved (redelivered)."""
-    with rt.db.session() as s:
-        saved = s.scalar(select(Event.id).where(Event.project_id == project_id, Event.event_id == event_id))
-    if saved is None:
-        rt.enqueue("events.process", project_id=project_id, event_id=event_id, received=received)
+    """Decide whether the event still needs work: a redelivered event that is already saved
+    stops here. First deliveries skip the lookup; later steps are idempotent either way."""
+    if _second_delivery():
+        with rt.db.session() as s:
+            saved = s.scalar(select(Event.id).where(Event.project_id == project_id, Event.event_id == event_id))
+        if saved is not None:
+            return
+    rt.enqueue("events.process", project_id=project_id, event_id=event_id, received=received)
 
 
 @task("events.process", queue="events", throws=(InvalidEvent, KVCorrupt))
