@@ -197,9 +197,6 @@ def demo(n_events: int, seed: int, submit_only: bool, node: str | None, as_json:
     started = time.monotonic()
     events = generate(n_events, seed, now=time.time())
     result = SubmitResult()
-    worker = None
-    if rt.settings.embedded and not submit_only:
-        worker = rt.broker  # workers start with run_until_idle below; submission first keeps order simple
     chunk = 1000
     for start in range(0, len(events), chunk):
         by_project: dict[int, list[tuple[int, Any]]] = defaultdict(list)
@@ -211,7 +208,7 @@ def demo(n_events: int, seed: int, submit_only: bool, node: str | None, as_json:
                 r.index = items[r.index][0]
             result.merge(part)
     submitted = time.monotonic()
-    if worker is not None:
+    if rt.settings.embedded:
         finish_embedded(rt, len(result.accepted), show_progress=not as_json)
     if not submit_only:
         apply_periodic_now(rt)

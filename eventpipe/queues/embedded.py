@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Any
 
 from dramatiq.brokers.stub import StubBroker, _StubConsumer
-from dramatiq.common import dq_name
 
 
 class EmbeddedBroker(StubBroker):
@@ -51,6 +50,3 @@ class EmbeddedBroker(StubBroker):
                 time.sleep(0.05)
         finally:
             worker.stop()
-
-    def delay_queue_name(self, queue_name: str) -> str:
-        return dq_name(queue_name)
