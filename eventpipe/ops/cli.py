@@ -121,7 +121,7 @@ def status(as_json: bool, watch: bool, interval: float, check: bool) -> None:
 
     rt = _rt()
     try:
-        if watch and not as_json:
+        if watch and not as_json and out.is_terminal:  # live table; piped output gets one table per refresh
             from rich.live import Live
 
             with Live(_render(collect(rt)), console=out, refresh_per_second=4, screen=False) as live:
@@ -136,6 +136,7 @@ def status(as_json: bool, watch: bool, interval: float, check: bool) -> None:
                 out.print(_render(report))
             if not watch:
                 break
+            sys.stdout.flush()  # piped to a file or `tee`: show each refresh as it comes
             time.sleep(interval)
     except OpsError as exc:
         raise click.ClickException(str(exc)) from None

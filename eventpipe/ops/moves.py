@@ -100,8 +100,14 @@ def run_shovel(src: BrokerNode, dst: BrokerNode, queue: str, count: int, topolog
             if str(state.get("state")) == "terminated":
                 raise OpsError(f"shovel {handle.name} terminated: {state.get('reason', 'no reason given')}")
             if depth(src, queue) == 0:
-                time.sleep(0.3)  # let confirms in flight settle before cancelling
-                if shovel.shovel_state(handle) is not None:
+                # the source is empty: either the shovel took its count and is about to delete
+                # itself (confirms in flight), or local consumers took some and it would wait
+                # forever. Give it a few seconds to finish, then cancel.
+                settle = time.monotonic() + 5.0
+                while state is not None and time.monotonic() < settle:
+                    time.sleep(0.2)
+                    state = shovel.shovel_state(handle)
+                if state is not None:
                     shovel.cancel(handle)
                 break
             if time.monotonic() > deadline:

@@ -261,3 +261,44 @@ def test_ops_cli_in_embedded_mode(embedded: Any, monkeypatch: pytest.MonkeyPatch
         assert res.exit_code != 0 and "embedded" in res.output
     finally:
         reset_runtime()
+
+
+def test_unreachable_node_is_reported_not_skipped() -> None:
+    from eventpipe.ops.status import node_rows
+    from eventpipe.queues.management import BrokerNode
+    from eventpipe.queues.topology import Topology
+
+    dead = BrokerNode("amqp://guest:secret@127.0.0.1:1/%2F", "http://guest:secret@127.0.0.1:1")
+    rows = node_rows(dead, Topology("p."), ["events", "testing"])
+    assert [r.queue for r in rows] == ["events", "testing"]
+    assert all(r.ready is None and r.error and "secret" not in r.error for r in rows)
+
+
+def test_auto_rebalance_is_a_periodic_task_and_off_by_default(embedded: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import eventpipe.ops.tasks as ops_tasks
+    from eventpipe.schedules.spec import jobs
+    from eventpipe.tasks.api import registry
+
+    assert "ops.auto_rebalance" in registry and registry.get("ops.auto_rebalance").queue == "ops"
+    spec = jobs.get("ops.auto_rebalance")
+    assert spec.as_dict()["task"] == "ops.auto_rebalance"
+    monkeypatch.delenv("EVENTPIPE_AUTO_REBALANCE", raising=False)
+    assert "skipped" in ops_tasks.auto_rebalance(embedded)
+    monkeypatch.setenv("EVENTPIPE_AUTO_REBALANCE", "1")
+    assert "two or more" in ops_tasks.auto_rebalance(embedded)["skipped"]
+
+
+def test_worker_metrics_port_serves_metrics() -> None:
+    import socket
+
+    import httpx
+
+    from eventpipe.ops.metrics import TaskMetrics
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    got = TaskMetrics.serve(port)
+    assert got is not None
+    body = httpx.get(f"http://127.0.0.1:{got}/metrics", timeout=5).text
+    assert "eventpipe_tasks_started_total" in body or "eventpipe_tasks_started" in body
