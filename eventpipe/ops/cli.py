@@ -14,10 +14,12 @@ import time
 from typing import Any
 
 import click
+import pika
 from rich.console import Console
 from rich.table import Table
 
 from eventpipe.config import ConfigError
+from eventpipe.queues.management import ManagementError
 
 from .nodes import OpsError
 
@@ -207,8 +209,12 @@ def _drain_node(rt: Any, name: str, chunk: int, timeout: float, yes: bool, as_js
 
                 result = drain_node(nodes, name, rt.topology, rt.registry.queues(), excluded=excluded, chunk=chunk,
                                     on_progress=progress, timeout_s=timeout)
-    except OpsError as exc:
-        raise click.ClickException(f"{exc} (the node stays drained; rerun to continue, or `eventpipe ops undrain --node {name}`)") from None
+    except (OpsError, ManagementError, pika.exceptions.AMQPError, OSError) as exc:
+        # e.g. the node is down: the flag is set (publishers avoid it); its messages wait there
+        raise click.ClickException(
+            f"{type(exc).__name__}: {exc} (the node stays drained; rerun to continue moving its backlog, "
+            f"or `eventpipe ops undrain --node {name}`)"
+        ) from None
     data = {"node": name, "drained": True, "moved": result.moved, "passes": result.passes,
             "elapsed_s": round(result.elapsed_s, 2), "left": result.left,
             "moves": [asdict(m) for m in result.moves]}

@@ -117,3 +117,46 @@ def test_status_json_check_purge_and_exporter(ops_env: Any, nodes: Any, monkeypa
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["purged"] == 100
     assert runner.invoke(ops, ["status", "--check"]).exit_code == 0
+
+
+def test_status_shows_federation_links(ops_env: Any, nodes: Any) -> None:
+    from eventpipe.ops.cli import ops
+    from eventpipe.queues import federation
+    from eventpipe.queues.management import management_urls_for
+    from tests.support.workers import wait_for
+
+    rt = runtime()
+    declare_everywhere(nodes, rt)
+    amqp, mgmt = rt.settings.amqp_urls, management_urls_for(rt.settings)
+    federation.setup(amqp, mgmt, rt.topology, ["testing"])
+    try:
+        runner = CliRunner()
+
+        def links() -> list[dict[str, Any]]:
+            return [link for link in json.loads(runner.invoke(ops, ["status", "--json"]).output)["links"] if link["queue"] == "testing"]
+
+        # every node federates `testing` from both others: 3 x 2 links, all running
+        wait_for(lambda: len(links()) == 6 and all(link["status"] == "running" for link in links()), 60, "links running")
+        assert "guest" not in runner.invoke(ops, ["status", "--json"]).output  # no credentials printed
+    finally:
+        federation.teardown(amqp, mgmt, rt.topology)
+
+
+def test_dead_node_status_check_and_drain_fail_clearly(ops_env: Any, nodes: Any) -> None:
+    from eventpipe.ops.cli import ops
+
+    rt = runtime()
+    declare_everywhere(nodes, rt)
+    c = nodes[2]
+    c.kill()
+    try:
+        runner = CliRunner()
+        res = runner.invoke(ops, ["status", "--json"])
+        rows = [r for r in json.loads(res.output)["queues"] if r["node"] == c.host_port]
+        assert rows and all(r["ready"] is None and r["error"] for r in rows)
+        assert runner.invoke(ops, ["status", "--check"]).exit_code == 2
+        res = runner.invoke(ops, ["drain", "--node", c.host_port, "--yes"])
+        assert res.exit_code != 0 and "stays drained" in res.output and "guest:guest" not in res.output
+        assert c.host_port in rt.drained_nodes()  # publishers avoid it from now on
+    finally:
+        c.start()
