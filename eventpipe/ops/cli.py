@@ -238,7 +238,8 @@ def _drain_queue(rt: Any, queue: str, timeout: float, yes: bool, as_json: bool) 
     physical = rt.topology.queue(queue)
     t0 = time.monotonic()
     if rt.settings.embedded:
-        rt.broker.run_until_idle() if hasattr(rt.broker, "run_until_idle") else None
+        # the embedded broker's queues live in this process: run them dry here
+        rt.broker.run_until_idle()
         waited = time.monotonic() - t0
     else:
         nodes = _nodes(rt)
@@ -370,9 +371,11 @@ def purge(queue: str, yes: bool, as_json: bool) -> None:
     per_node: dict[str, int | None] = {}
     errors: list[str] = []
     if rt.settings.embedded:
+        # the embedded broker's queues live in this process (normally empty for a CLI process)
         q = rt.broker.queues.get(physical)
         per_node["embedded"] = q.qsize() if q is not None else 0
-        rt.broker.flush(physical) if q is not None else None
+        if q is not None:
+            rt.broker.flush(physical)
     else:
         for node in _nodes(rt):
             try:
