@@ -1,0 +1,497 @@
+"""No-op task throughput side by side on the machine's RabbitMQ, then the event pipeline end to end.
+
+    .venv/bin/python -m benchmarks tasks                    # 20,000 tasks each, 5,000 pipeline events
+    .venv/bin/python -m benchmarks tasks --quick            # a few hundred: proves the command works
+    .venv/bin/python -m benchmarks tasks --only eventpipe,dramatiq --n 50000 --profile /tmp/prof
+
+Method, the same for every system: start its workers (2 processes) against a fresh uniquely named
+queue, wait until they are consuming (consumer count by passive declare), then run the system's
+own publisher in a separate process and time it (publish rate), and poll the queue depth by passive
+declare every 20 ms until it reads 0 three times in a row (end-to-end rate = N / (time the queue
+first read empty - publish start)). Passive declare counts *ready* messages, so at that moment up to
+prefetch x processes messages (32 for eventpipe) may still be in flight: < 0.2 % of N.
+CPU seconds over the same window come from psutil: the workers' process trees and the machine's
+RabbitMQ (beam.smp, user rabbitmq). Queues are deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from benchmarks.common import (
+    AMQP_URL,
+    PG_ADMIN_URL,
+    VENV_BIN,
+    CpuMeter,
+    DepthProbe,
+    Table,
+    bench_env,
+    fmt,
+    loadavg,
+    log,
+    machine_broker_pid,
+    spawn,
+    stop,
+    unique,
+)
+
+SYSTEMS = ["raw", "dramatiq", "celery-p1", "celery", "eventpipe"]
+PIPELINES = ["pipeline-postgres", "pipeline-sqlite"]
+
+
+@dataclass
+class TaskResult:
+    system: str
+    setup: str
+    n: int
+    publish_rate: float
+    e2e_rate: float
+    publisher_cpu_s: float
+    worker_cpu_s: float
+    broker_cpu_s: float
+    load: str
+    note: str = ""
+
+    @property
+    def worker_ms_per_task(self) -> float:
+        return 1000 * self.worker_cpu_s / self.n
+
+    @property
+    def broker_ms_per_task(self) -> float:
+        return 1000 * self.broker_cpu_s / self.n
+
+
+@dataclass
+class PipelineResult:
+    db: str
+    submitted: int
+    accepted: int
+    submit_rate: float
+    events_per_s: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    submit_cpu_s: float
+    worker_cpu_s: float
+    broker_cpu_s: float
+    db_cpu_s: float | None
+    load: str
+    drained_s: float
+    note: str = ""
+
+
+@dataclass
+class Ctx:
+    workdir: Path
+    profile: Path | None = None
+    keep: bool = False
+    results: list[Any] = field(default_factory=list)
+
+
+def _profiled(cmd: list[str], ctx: Ctx, name: str) -> list[str]:
+    if ctx.profile is None:
+        return cmd
+    ctx.profile.mkdir(parents=True, exist_ok=True)
+    return [str(VENV_BIN / "py-spy"), "record", "-r", "200", "-o", str(ctx.profile / f"{name}.txt"), "-f", "raw", "--subprocesses", "--", *cmd]
+
+
+def _stop_workers(proc: subprocess.Popen[Any], ctx: Ctx) -> None:
+    """Stop the worker; under py-spy stop the profiled command first so py-spy writes its file."""
+    if ctx.profile is not None and proc.poll() is None:
+        try:
+            kids = psutil.Process(proc.pid).children()
+        except psutil.NoSuchProcess:
+            kids = []
+        for k in kids:
+            try:
+                k.terminate()
+            except psutil.NoSuchProcess:
+                pass
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pass
+    stop(proc)
+
+
+def _publish(args: list[str], env: dict[str, str], timeout: float) -> dict[str, Any]:
+    r = subprocess.run([sys.executable, "-m", "benchmarks.publish", *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=str(Path(__file__).resolve().parent.parent))
+    if r.returncode != 0:
+        raise RuntimeError(f"publisher {args[0]} failed ({r.returncode}):\n{r.stderr[-3000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def run_system(system: str, n: int, ctx: Ctx, raw_prefetch: int) -> TaskResult:
+    probe = DepthProbe()
+    logf = ctx.workdir / f"{system}.log"
+    env = bench_env()
+    cleanup_queues: list[str] = []
+    cleanup_exchanges: list[str] = []
+    note = ""
+    if system == "raw":
+        queue = unique("bench-raw-")
+        cleanup_queues = [queue]
+        cmds = [[sys.executable, "-m", "benchmarks.raw_consumer", AMQP_URL, queue, str(raw_prefetch)] for _ in range(2)]
+        setup = f"pika SelectConnection publisher, confirm window 1,000; 2 consumer processes, basic_consume prefetch {raw_prefetch}, ack each"
+        expected = 2
+        pub = ["raw", str(n), queue]
+    elif system == "dramatiq":
+        queue = unique("bench-dq-")
+        cleanup_queues = [queue, f"{queue}.DQ", f"{queue}.XQ"]
+        env.update(BENCH_QUEUE=queue)
+        cmds = [[str(VENV_BIN / "dramatiq"), "benchmarks.dramatiq_app", "--processes", "2", "--threads", "8", "--queues", queue]]
+        setup = "RabbitmqBroker defaults (no publisher confirms), `dramatiq` CLI 2 processes x 8 threads (prefetch 16/process)"
+        expected = 2
+        pub = ["dramatiq", str(n), queue]
+    elif system in ("celery", "celery-p1"):
+        queue = unique("bench-celery-")
+        cleanup_queues = [queue]
+        cleanup_exchanges = [queue]
+        prefetch = "1" if system == "celery-p1" else "4"
+        env.update(BENCH_QUEUE=queue, BENCH_PREFETCH=prefetch)
+        cmds = [[str(VENV_BIN / "celery"), "-A", "benchmarks.celery_app", "worker", "-c", "2", "-P", "prefork", "-Q", queue,
+                 "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "WARNING"]]
+        setup = f"acks_late, JSON, prefetch multiplier {prefetch}{' (default)' if prefetch == '4' else ''}, prefork 2 processes; no publisher confirms (default)"
+        expected = 1
+        pub = ["celery", str(n), queue]
+    elif system == "eventpipe":
+        prefix = unique("bench-ep-") + "."
+        home = ctx.workdir / f"home-{prefix.strip('.')}"
+        home.mkdir()
+        queue = prefix + "bench"
+        cleanup_queues = [queue, queue + ".dlq"]
+        env.update(
+            EVENTPIPE_BROKER_URL=AMQP_URL, EVENTPIPE_QUEUE_PREFIX=prefix, EVENTPIPE_HOME=str(home),
+            EVENTPIPE_TASK_MODULES="benchmarks.bench_tasks",
+        )
+        cmds = [[str(VENV_BIN / "eventpipe"), "worker", "--queues", "bench", "--processes", "2", "--threads", "8"]]
+        setup = "Runtime.enqueue_many (confirm window 1,000); `eventpipe worker --processes 2 --threads 8` (prefetch 16/process)"
+        expected = 2
+        pub = ["eventpipe", str(n)]
+        # migrate once before two workers race for it on a fresh SQLite file
+        from eventpipe.metadata.db import Database
+
+        db = Database(f"sqlite:///{home / 'metadata.sqlite3'}")
+        db.upgrade()
+        db.dispose()
+    else:
+        raise ValueError(system)
+
+    broker_pid = machine_broker_pid()
+    procs = [spawn(_profiled(c, ctx, f"{system}-{i}"), env, logf) for i, c in enumerate(cmds)]
+    try:
+        probe.wait_consumers(queue, expected, procs=procs)
+        time.sleep(1.0)  # let every process finish starting
+        load = loadavg()
+        workers = CpuMeter(lambda: [p.pid for p in procs]).start()
+        broker = CpuMeter(lambda: [broker_pid] if broker_pid else []).start()
+        res = _publish(pub, env, timeout=max(600, n / 50))
+        t_empty = probe.wait_empty([queue], timeout=max(600, n / 20))
+        worker_cpu, broker_cpu = workers.stop(), broker.stop()
+        # wait_empty works in monotonic time; convert to wall clock
+        t_empty_wall = time.time() - (time.monotonic() - t_empty)
+        if system in ("dramatiq", "celery", "celery-p1"):
+            note = "one warm-up message published before the timed part"
+        r = TaskResult(
+            system=system, setup=setup, n=n,
+            publish_rate=(n - 1 if system != "raw" else n) / (res["t1"] - res["t0"]),
+            e2e_rate=(n - 1 if system != "raw" else n) / (t_empty_wall - res["t0"]),
+            publisher_cpu_s=res["cpu_s"], worker_cpu_s=worker_cpu, broker_cpu_s=broker_cpu, load=load, note=note,
+        )
+        log(f"{system}: publish {r.publish_rate:,.0f}/s, end-to-end {r.e2e_rate:,.0f}/s, worker CPU {worker_cpu:.1f}s, broker CPU {broker_cpu:.1f}s (load {load})")
+        return r
+    finally:
+        for p in procs:
+            _stop_workers(p, ctx)
+        probe.delete(*cleanup_queues)
+        probe.delete_exchange(*cleanup_exchanges)
+        probe.close()
+
+
+# -- the event pipeline -------------------------------------------------------------------------------
+def _create_pg_db() -> tuple[str, Any]:
+    from sqlalchemy import create_engine, text
+
+    name = unique("ep_bench_")
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}", (admin, name)
+
+
+def _drop_pg_db(handle: Any) -> None:
+    from sqlalchemy import text
+
+    admin, name = handle
+    with admin.connect() as conn:
+        conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
+def _postgres_pid() -> int | None:
+    for p in psutil.process_iter(["pid", "name", "username", "ppid"]):
+        if p.info["name"] == "postgres" and p.info["username"] == "postgres":
+            try:
+                if psutil.Process(p.info["ppid"]).name() != "postgres":
+                    return p.pid  # the postmaster: its children are the backends
+            except psutil.NoSuchProcess:
+                continue
+    return None
+
+
+class RowWatcher:
+    """Polls the events table every ``interval`` s for new rows (by id) and records, per event, the
+    wall time it was first seen minus its ``received_at`` (set by submit_many when the submit call
+    started): latency from submit to saved, +0..interval of polling resolution."""
+
+    def __init__(self, url: str, interval: float = 0.05) -> None:
+        from sqlalchemy import create_engine
+
+        self.engine = create_engine(url)
+        self.interval = interval
+        self.latencies: list[float] = []
+        self.last_seen_wall = 0.0
+        self._last_id = 0
+        self._max_id = 0
+        self._seen: set[int] = set()
+        self.lookback = 2000
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def start(self) -> RowWatcher:
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        from sqlalchemy import text
+
+        q = text("SELECT id, received_at FROM events WHERE id > :last ORDER BY id")
+        while not self._stop.is_set():
+            try:
+                with self.engine.connect() as conn:
+                    rows = conn.execute(q, {"last": self._last_id}).all()
+            except Exception as exc:  # noqa: BLE001 - a locked SQLite read: try again next tick
+                log(f"row watcher: {type(exc).__name__}: {exc}"[:200])
+                rows = []
+            now = time.time()
+            fresh = False
+            for row_id, received_at in rows:
+                if row_id in self._seen:
+                    continue
+                self._seen.add(row_id)
+                fresh = True
+                if isinstance(received_at, str):
+                    from datetime import datetime
+
+                    received_at = datetime.fromisoformat(received_at)
+                self.latencies.append(now - received_at.replace(tzinfo=UTC).timestamp())
+                self._max_id = max(self._max_id, row_id)
+            # ids are assigned at insert but commit out of order (16 threads): look back a window
+            self._last_id = max(0, self._max_id - self.lookback)
+            if fresh:
+                self.last_seen_wall = now
+            self._stop.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.engine.dispose()
+
+
+def run_pipeline(db_kind: str, n_events: int, seed: int, ctx: Ctx) -> PipelineResult:
+    from eventpipe.metadata.db import Database
+    from eventpipe.queues.topology import DELAY_BUCKETS_MS, Topology
+    from eventpipe.tasks.api import load_catalogue
+
+    prefix = unique("bench-pipe-") + "."
+    home = ctx.workdir / f"home-{prefix.strip('.')}"
+    home.mkdir()
+    pg_handle = None
+    if db_kind == "postgres":
+        db_url, pg_handle = _create_pg_db()
+    else:
+        db_url = f"sqlite:///{home / 'metadata.sqlite3'}"
+    env = bench_env(
+        EVENTPIPE_BROKER_URL=AMQP_URL, EVENTPIPE_QUEUE_PREFIX=prefix, EVENTPIPE_HOME=str(home), EVENTPIPE_DATABASE_URL=db_url,
+    )
+    topo = Topology(prefix)
+    logical = load_catalogue().queues()
+    queues = [topo.queue(q) for q in logical]
+    probe = DepthProbe()
+    broker_pid = machine_broker_pid()
+    pg_pid = _postgres_pid() if db_kind == "postgres" else None
+    proc = None
+    try:
+        db = Database(db_url)
+        db.upgrade()
+        db.dispose()
+        cmd = [str(VENV_BIN / "eventpipe"), "worker", "--processes", "2", "--threads", "8"]
+        proc = spawn(_profiled(cmd, ctx, f"pipeline-{db_kind}"), env, ctx.workdir / f"pipeline-{db_kind}.log")
+        probe.wait_consumers(topo.queue("events"), 2, procs=[proc])
+        probe.wait_consumers(topo.queue("events.save"), 2, procs=[proc])
+        time.sleep(1.0)
+        load = loadavg()
+        watcher = RowWatcher(db_url).start()
+        workers = CpuMeter(lambda: [proc.pid]).start()
+        broker = CpuMeter(lambda: [broker_pid] if broker_pid else []).start()
+        dbm = CpuMeter(lambda: [pg_pid] if pg_pid else []).start()
+        res = _publish(["pipeline", str(n_events), str(seed)], env, timeout=1800)
+        accepted = res["accepted"]
+        deadline = time.monotonic() + max(600, accepted / 20)
+        while len(watcher.latencies) < accepted and time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"workers exited with {proc.returncode}; see {ctx.workdir}")
+            time.sleep(0.1)
+        t_drained = probe.wait_empty(queues, timeout=300)
+        drained_wall = time.time() - (time.monotonic() - t_drained)
+        watcher.stop()
+        worker_cpu, broker_cpu, db_cpu = workers.stop(), broker.stop(), dbm.stop()
+        lat = sorted(watcher.latencies)
+        if len(lat) < accepted:
+            log(f"pipeline {db_kind}: only {len(lat)} of {accepted} events saved before the deadline")
+        q = statistics.quantiles(lat, n=100) if len(lat) >= 2 else [lat[0] if lat else 0.0] * 99
+        r = PipelineResult(
+            db=db_kind, submitted=n_events, accepted=accepted,
+            submit_rate=accepted / (res["t1"] - res["t0"]),
+            events_per_s=len(lat) / (watcher.last_seen_wall - res["t0"]),
+            p50_ms=1000 * statistics.median(lat), p99_ms=1000 * q[98], max_ms=1000 * lat[-1],
+            submit_cpu_s=res["cpu_s"], worker_cpu_s=worker_cpu, broker_cpu_s=broker_cpu,
+            db_cpu_s=db_cpu if pg_pid else None, load=load, drained_s=drained_wall - res["t0"],
+            note="" if len(lat) == accepted else f"only {len(lat)}/{accepted} saved in time",
+        )
+        log(f"pipeline {db_kind}: {r.events_per_s:,.0f} events/s, p50 {r.p50_ms:.0f} ms, p99 {r.p99_ms:.0f} ms (load {load})")
+        return r
+    finally:
+        if proc is not None:
+            _stop_workers(proc, ctx)
+        names = [*queues, *(topo.dead_letter(q) for q in logical), *(topo.delay(q, b) for q in logical for b in DELAY_BUCKETS_MS)]
+        try:
+            probe.delete(*names)
+            probe.close()
+        finally:
+            if pg_handle is not None:
+                _drop_pg_db(pg_handle)
+
+
+def install_sigterm() -> None:
+    """SIGTERM (a CI timeout, `timeout`) unwinds like Ctrl-C, so every finally: block stops the
+    workers it started and deletes its queues and databases."""
+    import signal
+
+    def on_term(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_term)
+
+
+# -- report -------------------------------------------------------------------------------------------
+def task_table(results: list[TaskResult]) -> Table:
+    ep = next((r for r in results if r.system == "eventpipe"), None)
+    rows = []
+    for r in results:
+        ratio = "—" if ep is None or r is ep else f"{ep.e2e_rate / r.e2e_rate:.2f}x"
+        rows.append([
+            r.system, f"{r.n:,}", fmt(r.publish_rate), fmt(r.e2e_rate), ratio,
+            fmt(r.worker_cpu_s, 1), fmt(r.worker_ms_per_task, 3), fmt(r.broker_cpu_s, 1), fmt(r.broker_ms_per_task, 3),
+            fmt(r.publisher_cpu_s, 1), r.load,
+        ])
+    return Table(
+        ["system", "tasks", "publish/s", "end-to-end/s", "eventpipe ÷ this", "worker CPU s", "worker CPU ms/task",
+         "broker CPU s", "broker CPU ms/task", "publisher CPU s", "load 1/5/15"],
+        rows, "No-op tasks on the machine's RabbitMQ, same run",
+    )
+
+
+def setup_table(results: list[TaskResult]) -> Table:
+    return Table(["system", "setup"], [[r.system, r.setup] for r in results])
+
+
+def pipeline_table(results: list[PipelineResult]) -> Table:
+    rows = [[
+        r.db, f"{r.submitted:,}", f"{r.accepted:,}", fmt(r.submit_rate), fmt(r.events_per_s), fmt(r.p50_ms), fmt(r.p99_ms), fmt(r.max_ms),
+        fmt(r.worker_cpu_s, 1), fmt(r.broker_cpu_s, 1), fmt(r.db_cpu_s, 1), fmt(r.submit_cpu_s, 1), r.load,
+    ] for r in results]
+    return Table(
+        ["metadata DB", "events submitted", "accepted", "submit events/s", "saved events/s", "p50 ms", "p99 ms", "max ms",
+         "worker CPU s", "broker CPU s", "Postgres CPU s", "submitter CPU s", "load 1/5/15"],
+        rows, "Event pipeline end to end (submit_many -> preprocess -> process -> save [-> post_process]), 2 x 8 workers",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks tasks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=20_000, help="no-op tasks per system (default 20,000)")
+    ap.add_argument("--events", type=int, default=5_000, help="events through the pipeline (default 5,000)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--only", default="", help=f"comma list of {','.join(SYSTEMS + PIPELINES)}")
+    ap.add_argument("--raw-prefetch", type=int, default=1000)
+    ap.add_argument("--quick", action="store_true", help="300 tasks, 200 events: only proves the command works")
+    ap.add_argument("--profile", type=Path, default=None, help="run workers under py-spy, raw output in this folder")
+    ap.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
+    ap.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
+    args = ap.parse_args(argv)
+    install_sigterm()
+    if args.quick:
+        args.n, args.events = 300, 200
+    chosen = [s.strip() for s in args.only.split(",") if s.strip()] or SYSTEMS + PIPELINES
+    unknown = set(chosen) - set(SYSTEMS + PIPELINES)
+    if unknown:
+        ap.error(f"unknown: {', '.join(sorted(unknown))}")
+    workdir = Path(tempfile.mkdtemp(prefix="eventpipe-bench-"))
+    ctx = Ctx(workdir=workdir, profile=args.profile, keep=args.keep)
+    log(f"work folder {workdir}; load {loadavg()}")
+    task_results: list[TaskResult] = []
+    pipe_results: list[PipelineResult] = []
+    failed = False
+    try:
+        for s in SYSTEMS:
+            if s in chosen:
+                try:
+                    task_results.append(run_system(s, args.n, ctx, args.raw_prefetch))
+                except Exception as exc:  # noqa: BLE001 - report and go on with the others
+                    failed = True
+                    log(f"{s} FAILED: {type(exc).__name__}: {exc}")
+        for p in PIPELINES:
+            if p in chosen:
+                try:
+                    pipe_results.append(run_pipeline(p.split("-", 1)[1], args.events, args.seed, ctx))
+                except Exception as exc:  # noqa: BLE001
+                    failed = True
+                    log(f"{p} FAILED: {type(exc).__name__}: {exc}")
+    finally:
+        if not args.keep and not failed:
+            shutil.rmtree(workdir, ignore_errors=True)
+        elif failed:
+            log(f"logs kept in {workdir}")
+    print(f"\nmachine: {os.cpu_count()} cores, load at end {loadavg()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
+    if task_results:
+        print(task_table(task_results).markdown())
+        print()
+        print(setup_table(task_results).markdown())
+        print()
+    if pipe_results:
+        print(pipeline_table(pipe_results).markdown())
+        print()
+    if args.json:
+        args.json.write_text(json.dumps({"tasks": [asdict(r) for r in task_results], "pipeline": [asdict(r) for r in pipe_results]}, indent=2))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
