@@ -524,11 +524,16 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="eventpipe-bench-kv-"))
     rows: list[Row] = []
     extra: list[Row] = []
+    failures: list[str] = []
     try:
         with backends_for(names, tmp, log) as backends:
             for backend in backends:
                 log(f"{backend.name}: {backend.raw_label} vs adapter")
-                rows += measure(backend, bodies, args.repeat, log)
+                try:
+                    rows += measure(backend, bodies, args.repeat, log)
+                except Exception as exc:  # noqa: BLE001 - one failing backend must not lose the others
+                    failures.append(f"{backend.name}: {type(exc).__name__}: {str(exc)[:300]}")
+                    log(f"  FAILED: {failures[-1]}")
             if "sqlite" in names and "file" in names:
                 log(f"sqlite vs file, {args.threads} threads, adapter+codec")
                 for name, url in (("sqlite", f"sqlite://{tmp / 'threads.sqlite3'}"), ("file", f"file://{tmp / 'threads'}")):
@@ -539,6 +544,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     report = render(rows, extra, args.n, args.repeat, time.monotonic() - started)
+    if failures:
+        report += "\n## Failed during this run\n\n" + "\n".join(f"- {f}" for f in failures) + "\n"
     print(json.dumps([r.__dict__ for r in rows + extra], indent=2) if args.json else report)
     if not args.no_write:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

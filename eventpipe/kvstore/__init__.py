@@ -65,7 +65,7 @@ def open_store(url: str, *, compress: bool = True) -> CodecStore:
     return CodecStore(open_raw_store(url), compress=compress)
 
 
-def open_configured_store(settings: Any) -> KeyValueStore:
+def open_configured_store(settings: Any) -> CodecStore | DualWriteStore:
     """The body store the running system should use.
 
     Normally ``open_store(settings.resolved_kv_url())``. While moving to a new backend, setting

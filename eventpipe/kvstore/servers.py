@@ -102,7 +102,7 @@ class SeaweedFS:
             f"-filer.port={ports[4]}", f"-filer.port.grpc={ports[5]}",
             "-s3", f"-s3.port={ports[6]}", f"-s3.port.grpc={ports[7]}",
             "-s3.port.iceberg=0", "-s3.port.lance=0", "-metricsPort=0",
-            "-master.volumeSizeLimitMB=64", "-volume.max=30",
+            "-master.volumeSizeLimitMB=64", "-volume.max=300",  # each bucket is a collection with its own volumes
         ]
         log = open(self.data_dir / "weed.log", "wb")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
