@@ -199,6 +199,7 @@ def _walk_queue(conn: pika.BlockingConnection, node: BrokerNode, topology: Topol
     except pika.exceptions.ChannelClosedByBroker:
         return index
     publisher = None
+    declared: set[str] = set()
     if action == "replay":
         publisher = conn.channel()
         publisher.confirm_delivery()
@@ -216,7 +217,9 @@ def _walk_queue(conn: pika.BlockingConnection, node: BrokerNode, topology: Topol
             if action == "replay":
                 assert publisher is not None
                 target = topology.queue(view.queue)
-                publisher.queue_declare(target, durable=True, arguments=WORK_ARGS)
+                if target not in declared:  # once per work queue: a replay must not be unroutable
+                    publisher.queue_declare(target, durable=True, arguments=WORK_ARGS)
+                    declared.add(target)
                 try:
                     publisher.basic_publish(
                         "", target, _replay_body(body),

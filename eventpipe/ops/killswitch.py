@@ -177,8 +177,9 @@ class KillSwitch(Middleware):
         if stop is not None:
             stop.set()
         try:
-            self._flush(self._database())
-        except Exception:
+            with self._lock:
+                self._flush(self._database())
+        except Exception:  # counts are best effort; the worker is stopping anyway
             log.warning("could not record kill-switch drop counts at shutdown", exc_info=True)
 
     def match(self, task: str, kwargs: dict[str, Any]) -> Rule | None:
