@@ -97,3 +97,26 @@ def test_rebalance_moves_the_planned_counts(ops_env: Any, nodes: Any) -> None:
     finally:
         for conn in holders:
             conn.close()
+
+
+def test_auto_rebalance_task_moves_a_stranded_backlog(ops_env: Any, nodes: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from eventpipe.ops.tasks import auto_rebalance
+
+    rt = runtime()
+    declare_everywhere(nodes, rt)
+    a, _b, c = nodes
+    q = rt.topology.queue("testing")
+    publish_raw(c.amqp_url, q, 800)
+    conn = pika.BlockingConnection(pika.URLParameters(a.amqp_url))
+    ch = conn.channel()
+    ch.basic_qos(prefetch_count=1)
+    ch.basic_consume(q, lambda *args: None)
+    try:
+        monkeypatch.delenv("EVENTPIPE_AUTO_REBALANCE", raising=False)
+        assert "skipped" in auto_rebalance(rt)
+        monkeypatch.setenv("EVENTPIPE_AUTO_REBALANCE", "1")
+        result = auto_rebalance(rt)
+        assert result["moved"] == 800 and result["errors"] == []
+        assert depth(c.amqp_url, q) == 0 and depth(a.amqp_url, q) == 800 - 1
+    finally:
+        conn.close()
