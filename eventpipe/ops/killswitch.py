@@ -166,7 +166,7 @@ class KillSwitch(Middleware):
         self._stop = threading.Event()
 
         def loop() -> None:
-            while not self._stop.wait(self.ttl):
+            while not self._stop.wait(max(self.ttl, 0.5)):
                 self._loaded_at = float("-inf")
                 self.rules()
 
