@@ -53,6 +53,8 @@ def main() -> None:
         os.environ["BENCH_QUEUE"] = sys.argv[3]
         from benchmarks.celery_app import app, noop
 
+        with app.connection_for_write() as conn:
+            app.amqp.queues[sys.argv[3]](conn.default_channel).declare()
         noop.delay()
         n -= 1
         c0, t0 = _cpu(), time.time()
@@ -63,12 +65,15 @@ def main() -> None:
         from eventpipe.runtime import open_runtime
 
         rt = open_runtime()
+        if os.environ.get("BENCH_PIN_NODE"):
+            rt.pin_node(os.environ["BENCH_PIN_NODE"])
         rt.enqueue("bench.noop")  # connect and declare outside the timed part
         n -= 1
         c0, t0 = _cpu(), time.time()
         rt.enqueue_many("bench.noop", [{}] * n)
         out["cpu_s"] = _cpu() - c0
         out["t0"], out["t1"] = t0, time.time()
+        out["timed"] = n
         print(json.dumps(out), flush=True)
         rt.close()
         return
@@ -80,6 +85,7 @@ def main() -> None:
         raise SystemExit(f"unknown kind {kind}")
     out["cpu_s"] = _cpu() - c0
     out["t0"], out["t1"] = t0, time.time()
+    out["timed"] = n
     print(json.dumps(out), flush=True)
 
 

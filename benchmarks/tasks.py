@@ -4,14 +4,16 @@
     .venv/bin/python -m benchmarks tasks --quick            # a few hundred: proves the command works
     .venv/bin/python -m benchmarks tasks --only eventpipe,dramatiq --n 50000 --profile /tmp/prof
 
-Method, the same for every system: start its workers (2 processes) against a fresh uniquely named
-queue, wait until they are consuming (consumer count by passive declare), then run the system's
-own publisher in a separate process and time it (publish rate), and poll the queue depth by passive
-declare every 20 ms until it reads 0 three times in a row (end-to-end rate = N / (time the queue
-first read empty - publish start)). Passive declare counts *ready* messages, so at that moment up to
-prefetch x processes messages (32 for eventpipe) may still be in flight: < 0.2 % of N.
-CPU seconds over the same window come from psutil: the workers' process trees and the machine's
-RabbitMQ (beam.smp, user rabbitmq). Queues are deleted afterwards.
+Method, the same for every system: publish N messages to a fresh uniquely named queue with the
+system's own client in a separate process, no consumer running (publish rate = N / publish time,
+the client's own start-up excluded); then start its workers (2 processes) and poll the queue depth
+by passive declare every 10 ms. The consume rate is taken from the moment 10 % of the backlog is
+gone (so worker start-up - imports, connecting, the second process coming up later - is not
+counted) to the moment the depth first reads 0 (confirmed three times): consumed / time. Passive
+declare counts *ready* messages, so at that moment up to prefetch x processes messages (32 for
+eventpipe and Dramatiq) may still be in flight: < 0.2 % of N. CPU seconds over the same window come
+from psutil: the workers' process trees and the machine's RabbitMQ (beam.smp, user rabbitmq).
+Queues are deleted afterwards.
 """
 
 from __future__ import annotations
@@ -148,7 +150,6 @@ def run_system(system: str, n: int, ctx: Ctx, raw_prefetch: int) -> TaskResult:
         cleanup_queues = [queue]
         cmds = [[sys.executable, "-m", "benchmarks.raw_consumer", AMQP_URL, queue, str(raw_prefetch)] for _ in range(2)]
         setup = f"pika SelectConnection publisher, confirm window 1,000; 2 consumer processes, basic_consume prefetch {raw_prefetch}, ack each"
-        expected = 2
         pub = ["raw", str(n), queue]
     elif system == "dramatiq":
         queue = unique("bench-dq-")
@@ -156,7 +157,6 @@ def run_system(system: str, n: int, ctx: Ctx, raw_prefetch: int) -> TaskResult:
         env.update(BENCH_QUEUE=queue)
         cmds = [[str(VENV_BIN / "dramatiq"), "benchmarks.dramatiq_app", "--processes", "2", "--threads", "8", "--queues", queue]]
         setup = "RabbitmqBroker defaults (no publisher confirms), `dramatiq` CLI 2 processes x 8 threads (prefetch 16/process)"
-        expected = 2
         pub = ["dramatiq", str(n), queue]
     elif system in ("celery", "celery-p1"):
         queue = unique("bench-celery-")
@@ -167,9 +167,8 @@ def run_system(system: str, n: int, ctx: Ctx, raw_prefetch: int) -> TaskResult:
         cmds = [[str(VENV_BIN / "celery"), "-A", "benchmarks.celery_app", "worker", "-c", "2", "-P", "prefork", "-Q", queue,
                  "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "WARNING"]]
         setup = f"acks_late, JSON, prefetch multiplier {prefetch}{' (default)' if prefetch == '4' else ''}, prefork 2 processes; no publisher confirms (default)"
-        expected = 1
         pub = ["celery", str(n), queue]
-    elif system == "eventpipe":
+    elif system == "eventpipe" or system.startswith("eventpipe-pf"):
         prefix = unique("bench-ep-") + "."
         home = ctx.workdir / f"home-{prefix.strip('.')}"
         home.mkdir()
@@ -180,8 +179,15 @@ def run_system(system: str, n: int, ctx: Ctx, raw_prefetch: int) -> TaskResult:
             EVENTPIPE_TASK_MODULES="benchmarks.bench_tasks",
         )
         cmds = [[str(VENV_BIN / "eventpipe"), "worker", "--queues", "bench", "--processes", "2", "--threads", "8"]]
-        setup = "Runtime.enqueue_many (confirm window 1,000); `eventpipe worker --processes 2 --threads 8` (prefetch 16/process)"
-        expected = 2
+        if system.startswith("eventpipe-pf"):
+            cmds[0] += ["--prefetch", system.removeprefix("eventpipe-pf")]
+            setup = f"as eventpipe, with `--prefetch {system.removeprefix('eventpipe-pf')}`"
+        else:
+            from eventpipe.config import Settings
+
+            default = Settings.model_fields["prefetch"].default
+            setup = (f"Runtime.enqueue_many (confirm window 1,000); `eventpipe worker --processes 2 --threads 8`, "
+                     f"default prefetch (EVENTPIPE_PREFETCH={default} per consumer)")
         pub = ["eventpipe", str(n)]
         # migrate once before two workers race for it on a fresh SQLite file
         from eventpipe.metadata.db import Database
@@ -193,27 +199,41 @@ def run_system(system: str, n: int, ctx: Ctx, raw_prefetch: int) -> TaskResult:
         raise ValueError(system)
 
     broker_pid = machine_broker_pid()
-    procs = [spawn(_profiled(c, ctx, f"{system}-{i}"), env, logf) for i, c in enumerate(cmds)]
+    procs: list[subprocess.Popen[Any]] = []
     try:
-        probe.wait_consumers(queue, expected, procs=procs)
-        time.sleep(1.0)  # let every process finish starting
+        # 1. the backlog, published by the system's own client with no consumer running
+        res = _publish(pub, env, timeout=max(600, n / 50))
+        published = res["n"]
+        have = probe.depth(queue)
+        if have < published:
+            raise RuntimeError(f"{system}: {have} of {published} messages in {queue} after publishing")
+        publish_rate = res["timed"] / (res["t1"] - res["t0"])
+        # 2. the workers drain it; the rate is taken from 10 % consumed to empty, so start-up
+        #    (imports, connecting, the second process coming up later) is not counted
         load = loadavg()
+        procs = [spawn(_profiled(c, ctx, f"{system}-{i}"), env, logf) for i, c in enumerate(cmds)]
+        deadline = time.monotonic() + max(600, n / 20)
+        while (depth_at := probe.depth(queue)) > 0.9 * published:
+            for p in procs:
+                if p.poll() is not None:
+                    raise RuntimeError(f"{system} workers exited with {p.returncode}; see {logf}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{system}: workers did not start consuming")
+            time.sleep(0.01)
+        t_from = time.monotonic()
         workers = CpuMeter(lambda: [p.pid for p in procs]).start()
         broker = CpuMeter(lambda: [broker_pid] if broker_pid else []).start()
-        res = _publish(pub, env, timeout=max(600, n / 50))
-        t_empty = probe.wait_empty([queue], timeout=max(600, n / 20))
+        t_empty = probe.wait_empty([queue], timeout=max(600, n / 20), interval=0.01)
         worker_cpu, broker_cpu = workers.stop(), broker.stop()
-        # wait_empty works in monotonic time; convert to wall clock
-        t_empty_wall = time.time() - (time.monotonic() - t_empty)
-        if system in ("dramatiq", "celery", "celery-p1"):
-            note = "one warm-up message published before the timed part"
+        consumed = depth_at
+        if consumed < 0.5 * published:
+            note = f"prefetch took {published - consumed:,} at once: too few messages for this prefetch"
         r = TaskResult(
-            system=system, setup=setup, n=n,
-            publish_rate=(n - 1 if system != "raw" else n) / (res["t1"] - res["t0"]),
-            e2e_rate=(n - 1 if system != "raw" else n) / (t_empty_wall - res["t0"]),
+            system=system, setup=setup, n=consumed,
+            publish_rate=publish_rate, e2e_rate=consumed / (t_empty - t_from),
             publisher_cpu_s=res["cpu_s"], worker_cpu_s=worker_cpu, broker_cpu_s=broker_cpu, load=load, note=note,
         )
-        log(f"{system}: publish {r.publish_rate:,.0f}/s, end-to-end {r.e2e_rate:,.0f}/s, worker CPU {worker_cpu:.1f}s, broker CPU {broker_cpu:.1f}s (load {load})")
+        log(f"{system}: publish {r.publish_rate:,.0f}/s, consume {r.e2e_rate:,.0f}/s over {consumed:,} tasks, worker CPU {worker_cpu:.1f}s, broker CPU {broker_cpu:.1f}s (load {load})")
         return r
     finally:
         for p in procs:
@@ -405,14 +425,14 @@ def task_table(results: list[TaskResult]) -> Table:
     ep = next((r for r in results if r.system == "eventpipe"), None)
     rows = []
     for r in results:
-        ratio = "—" if ep is None or r is ep else f"{ep.e2e_rate / r.e2e_rate:.2f}x"
+        ratio = "—" if ep is None or r is ep or not r.e2e_rate else f"{ep.e2e_rate / r.e2e_rate:.2f}x"
         rows.append([
             r.system, f"{r.n:,}", fmt(r.publish_rate), fmt(r.e2e_rate), ratio,
             fmt(r.worker_cpu_s, 1), fmt(r.worker_ms_per_task, 3), fmt(r.broker_cpu_s, 1), fmt(r.broker_ms_per_task, 3),
             fmt(r.publisher_cpu_s, 1), r.load,
         ])
     return Table(
-        ["system", "tasks", "publish/s", "end-to-end/s", "eventpipe ÷ this", "worker CPU s", "worker CPU ms/task",
+        ["system", "tasks timed", "publish/s", "consume/s", "eventpipe ÷ this", "worker CPU s", "worker CPU ms/task",
          "broker CPU s", "broker CPU ms/task", "publisher CPU s", "load 1/5/15"],
         rows, "No-op tasks on the machine's RabbitMQ, same run",
     )
@@ -440,7 +460,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--events", type=int, default=5_000, help="events through the pipeline (default 5,000)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--only", default="", help=f"comma list of {','.join(SYSTEMS + PIPELINES)}")
-    ap.add_argument("--raw-prefetch", type=int, default=1000)
+    ap.add_argument("--raw-prefetch", type=int, default=100, help="raw consumers' prefetch (default 100: with 1000, 2 x 1000 in flight would blur the depth-based timing)")
+    ap.add_argument("--ep-prefetch", default="16", help="extra eventpipe rows with `worker --prefetch P` (comma list; '' for none)")
     ap.add_argument("--quick", action="store_true", help="300 tasks, 200 events: only proves the command works")
     ap.add_argument("--profile", type=Path, default=None, help="run workers under py-spy, raw output in this folder")
     ap.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
@@ -449,8 +470,11 @@ def main(argv: list[str] | None = None) -> int:
     install_sigterm()
     if args.quick:
         args.n, args.events = 300, 200
-    chosen = [s.strip() for s in args.only.split(",") if s.strip()] or SYSTEMS + PIPELINES
-    unknown = set(chosen) - set(SYSTEMS + PIPELINES)
+    extra = [f"eventpipe-pf{p.strip()}" for p in args.ep_prefetch.split(",") if p.strip()]
+    systems = SYSTEMS + extra
+    chosen = [s.strip() for s in args.only.split(",") if s.strip()] or systems + PIPELINES
+    unknown = {c for c in chosen if not c.startswith("eventpipe-pf")} - set(SYSTEMS + PIPELINES)
+    systems += [c for c in chosen if c.startswith("eventpipe-pf") and c not in systems]
     if unknown:
         ap.error(f"unknown: {', '.join(sorted(unknown))}")
     workdir = Path(tempfile.mkdtemp(prefix="eventpipe-bench-"))
@@ -460,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
     pipe_results: list[PipelineResult] = []
     failed = False
     try:
-        for s in SYSTEMS:
+        for s in systems:
             if s in chosen:
                 try:
                     task_results.append(run_system(s, args.n, ctx, args.raw_prefetch))
