@@ -18,6 +18,9 @@ from dramatiq.middleware import CurrentMessage, ShutdownNotifications, TimeLimit
 from eventpipe.config import Settings, get_settings
 from eventpipe.kvstore import CodecStore, open_configured_store
 from eventpipe.metadata.db import Database, utcnow
+from eventpipe.ops.gate import QueueGate
+from eventpipe.ops.killswitch import KillSwitch
+from eventpipe.ops.metrics import TaskMetrics
 from eventpipe.schedules.expiry import SlotExpiry
 from eventpipe.queues.topology import Topology
 from eventpipe.tasks.api import Registry, TaskSpec, load_catalogue
@@ -54,6 +57,9 @@ class Runtime:
                 min_backoff=self.settings.min_backoff_ms,
                 max_backoff=self.settings.max_backoff_ms,
             ),
+            KillSwitch(self.db),  # operators' rules: drop matching messages, counted
+            QueueGate(self.db, self.topology),  # `ops drain --queue`: refuse new work for a closed queue
+            TaskMetrics(self.topology),  # Prometheus counters per task and queue
             # after_* hooks run in reverse order: FailureHistory must come last to record the
             # failure before SafeRetries copies the message for its retry.
             FailureHistory(),

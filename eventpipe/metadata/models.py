@@ -187,3 +187,4 @@ class QueuePause(Base):
 
 
 from eventpipe.schedules import models as _schedule_models  # noqa: E402,F401
+from eventpipe.ops import models as _ops_models  # noqa: E402,F401

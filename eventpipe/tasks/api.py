@@ -123,6 +123,7 @@ CATALOGUE_MODULES = (
     "eventpipe.tasks.events",
     "eventpipe.tasks.buffers",
     "eventpipe.tasks.rollups",
+    "eventpipe.ops.tasks",
 )
 
 
