@@ -421,8 +421,8 @@ def install_sigterm() -> None:
 
 
 # -- report -------------------------------------------------------------------------------------------
-def task_table(results: list[TaskResult]) -> Table:
-    ep = next((r for r in results if r.system == "eventpipe"), None)
+def task_table(results: list[TaskResult], title: str = "", ratios: bool = True) -> Table:
+    ep = next((r for r in results if r.system == "eventpipe"), None) if ratios else None
     rows = []
     for r in results:
         ratio = "—" if ep is None or r is ep or not r.e2e_rate else f"{ep.e2e_rate / r.e2e_rate:.2f}x"
@@ -434,7 +434,7 @@ def task_table(results: list[TaskResult]) -> Table:
     return Table(
         ["system", "tasks timed", "publish/s", "consume/s", "eventpipe ÷ this", "worker CPU s", "worker CPU ms/task",
          "broker CPU s", "broker CPU ms/task", "publisher CPU s", "load 1/5/15"],
-        rows, "No-op tasks on the machine's RabbitMQ, same run",
+        rows, "No-op tasks on the machine's RabbitMQ, same run" + (f" ({title})" if title else ""),
     )
 
 
@@ -462,6 +462,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default="", help=f"comma list of {','.join(SYSTEMS + PIPELINES)}")
     ap.add_argument("--raw-prefetch", type=int, default=100, help="raw consumers' prefetch (default 100: with 1000, 2 x 1000 in flight would blur the depth-based timing)")
     ap.add_argument("--ep-prefetch", default="16", help="extra eventpipe rows with `worker --prefetch P` (comma list; '' for none)")
+    ap.add_argument("--repeat", type=int, default=1, help="rounds over all systems (interleaved); the table shows each system's best round")
     ap.add_argument("--quick", action="store_true", help="300 tasks, 200 events: only proves the command works")
     ap.add_argument("--profile", type=Path, default=None, help="run workers under py-spy, raw output in this folder")
     ap.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
@@ -481,16 +482,23 @@ def main(argv: list[str] | None = None) -> int:
     ctx = Ctx(workdir=workdir, profile=args.profile, keep=args.keep)
     log(f"work folder {workdir}; load {loadavg()}")
     task_results: list[TaskResult] = []
+    all_rounds: list[TaskResult] = []
     pipe_results: list[PipelineResult] = []
     failed = False
     try:
-        for s in systems:
-            if s in chosen:
-                try:
-                    task_results.append(run_system(s, args.n, ctx, args.raw_prefetch))
-                except Exception as exc:  # noqa: BLE001 - report and go on with the others
-                    failed = True
-                    log(f"{s} FAILED: {type(exc).__name__}: {exc}")
+        best: dict[str, TaskResult] = {}
+        for round_ in range(args.repeat):
+            for s in systems:
+                if s in chosen:
+                    try:
+                        r = run_system(s, args.n, ctx, args.raw_prefetch)
+                        all_rounds.append(r)
+                        if s not in best or r.e2e_rate > best[s].e2e_rate:
+                            best[s] = r
+                    except Exception as exc:  # noqa: BLE001 - report and go on with the others
+                        failed = True
+                        log(f"{s} FAILED: {type(exc).__name__}: {exc}")
+        task_results = [best[s] for s in systems if s in best]
         for p in PIPELINES:
             if p in chosen:
                 try:
@@ -505,7 +513,10 @@ def main(argv: list[str] | None = None) -> int:
             log(f"logs kept in {workdir}")
     print(f"\nmachine: {os.cpu_count()} cores, load at end {loadavg()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
     if task_results:
-        print(task_table(task_results).markdown())
+        if args.repeat > 1:
+            print(task_table(all_rounds, "Every round, in order", ratios=False).markdown())
+            print()
+        print(task_table(task_results, "Best round per system" if args.repeat > 1 else "").markdown())
         print()
         print(setup_table(task_results).markdown())
         print()
@@ -513,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
         print(pipeline_table(pipe_results).markdown())
         print()
     if args.json:
-        args.json.write_text(json.dumps({"tasks": [asdict(r) for r in task_results], "pipeline": [asdict(r) for r in pipe_results]}, indent=2))
+        args.json.write_text(json.dumps({"tasks": [asdict(r) for r in task_results], "rounds": [asdict(r) for r in all_rounds], "pipeline": [asdict(r) for r in pipe_results]}, indent=2))
     return 1 if failed else 0
 
 
