@@ -280,8 +280,9 @@ def test_pause_is_honoured_by_every_scheduler(make_rt: Callable[..., Runtime]) -
 def test_expired_slot_message_is_dropped_by_the_worker(make_rt: Callable[..., Runtime]) -> None:
     rt = make_rt()
     clock = FakeClock()
-    middleware = SlotExpiry(clock=clock.epoch)
-    rt.broker.add_middleware(middleware)
+    # the runtime's own SlotExpiry, put on the test's clock
+    middleware = next(m for m in rt.broker.middleware if isinstance(m, SlotExpiry))
+    middleware.clock = clock.epoch
     jobs = JobRegistry([JobSpec.build(TEST_TASK, every=60, expires_s=30, name="expiring", kwargs={"tag": "x"})])
     sched = Scheduler(rt, clock=clock, jobs=jobs, scheduler_id="s")
     assert len(sched.tick().fired) == 1  # 00:00, expires 00:00:30
