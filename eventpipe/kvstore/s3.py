@@ -14,7 +14,7 @@ Options:
 * ``timeout`` connect/read timeout in seconds (default 10); ``addressing=path|virtual`` (default path)
 
 Why two clients: boto3 costs 1-3 ms of CPU per request, so one Python process tops out at a few
-hundred objects/s. obstore (Rust) served the same SeaweedFS 5x faster for get and put in our
+hundred objects/s. obstore (Rust) served the same SeaweedFS about 6x faster for get and put in our
 measurements (docs/benchmarks-kv.md), so it is the fast path for get/put; boto3 keeps what
 obstore does not do or does not expose as we need: bucket creation, HEAD with user metadata,
 listing with a prefix, and ``DeleteObjects`` (one request per 1,000 keys).
