@@ -15,7 +15,7 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-## Run the reference pipeline on the embedded default (in-process broker, SQLite, local KV).
+## Run the reference pipeline on the embedded default (in-process broker, SQLite metadata and bodies).
 demo: $(BIN)/.installed
 	$(BIN)/eventpipe demo --events $(EVENTS) --seed $(SEED)
 

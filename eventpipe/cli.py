@@ -16,6 +16,7 @@ from rich.table import Table
 
 from eventpipe.config import ConfigError
 
+INTERNAL_KEY_PREFIX = "_eventpipe/"  # bookkeeping keys (migration checkpoints), not bodies
 err = Console(stderr=True)
 out = Console()
 
@@ -138,7 +139,7 @@ def store_totals(rt: Any) -> dict[str, Any]:
     t = totals(rt.db)
     return {
         "events_stored": t["events_stored"],
-        "bodies_stored": sum(1 for _ in rt.store.keys()),
+        "bodies_stored": sum(1 for k in rt.store.keys() if not k.startswith(INTERNAL_KEY_PREFIX)),
         "issues": [
             {k: r[k] for k in ("id", "title", "count", "first_seen", "last_seen")} for r in issue_rows(rt.db)
         ],

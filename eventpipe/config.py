@@ -39,7 +39,7 @@ class Settings(BaseSettings):
 
     home: Path = Field(default=Path(".eventpipe"), description="folder for embedded state (SQLite, KV files)")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default sqlite under home")
-    kv_url: str | None = Field(default=None, description="KV store URL; default file:// under home")
+    kv_url: str | None = Field(default=None, description="KV store URL; default sqlite:// under home")
     broker_url: str | None = Field(default=None, description="amqp:// URL; default: in-process broker")
     broker_urls: list[str] = Field(default_factory=list, description="several federated amqp:// nodes")
     management_urls: list[str] = Field(default_factory=list, description="management API per node")
@@ -112,7 +112,8 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite:///{(self.home / 'metadata.sqlite3').resolve()}"
 
     def resolved_kv_url(self) -> str:
-        return self.kv_url or f"file://{(self.home / 'kv').resolve()}"
+        # SQLite beat the filesystem in every measured pattern (docs/benchmarks-kv.md)
+        return self.kv_url or f"sqlite:///{(self.home / 'bodies.sqlite3').resolve()}"
 
 
 class _CsvEnvSource(PydanticBaseSettingsSource):

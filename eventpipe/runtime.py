@@ -16,7 +16,7 @@ from dramatiq.encoder import JSONEncoder
 from dramatiq.middleware import CurrentMessage, ShutdownNotifications, TimeLimit
 
 from eventpipe.config import Settings, get_settings
-from eventpipe.kvstore import CodecStore, open_configured_store
+from eventpipe.kvstore import KeyValueStore, open_configured_store
 from eventpipe.metadata.db import Database, utcnow
 from eventpipe.ops.gate import QueueGate
 from eventpipe.ops.killswitch import KillSwitch
@@ -40,7 +40,7 @@ class Runtime:
         self.db = Database(settings.resolved_database_url())
         if migrate:
             self.db.upgrade()
-        self.store: CodecStore = open_configured_store(settings)  # dual-write while EVENTPIPE_KV_OLD_URL is set
+        self.store: KeyValueStore = open_configured_store(settings)  # dual-write while EVENTPIPE_KV_OLD_URL is set
         self.broker = self._make_broker()
         self.actors: dict[str, dramatiq.Actor] = {}
         self._bind_tasks()
