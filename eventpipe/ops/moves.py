@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import pika
 
 from eventpipe.queues import shovel
-from eventpipe.queues.declare import DLQ_ARGS, WORK_ARGS, delay_args
+from eventpipe.queues.declare import DLQ_ARGS, WORK_ARGS, delay_args, on_fresh_channel
 from eventpipe.queues.management import BrokerNode, ManagementError
 from eventpipe.queues.topology import Topology
 
@@ -161,15 +161,9 @@ def loads(nodes: Sequence[BrokerNode], topology: Topology, logical: Sequence[str
                 errors.append(f"{node.host_port}: {exc}")
                 names = {topology.queue(q) for q in logical}  # probe the registered ones instead
             for name in sorted(names):
-                ch = conn.channel()
-                try:
-                    ok = ch.queue_declare(name, passive=True)
+                ok = on_fresh_channel(conn, lambda ch, name=name: ch.queue_declare(name, passive=True))
+                if ok is not None:
                     out.append(Load(topology.logical(name), node.host_port, int(ok.method.message_count), int(ok.method.consumer_count)))
-                except pika.exceptions.ChannelClosedByBroker:
-                    pass
-                finally:
-                    if ch.is_open:
-                        ch.close()
         finally:
             conn.close()
     return out, errors

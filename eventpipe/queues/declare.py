@@ -9,12 +9,14 @@ their work queue, so delayed work waits in the broker, never in a worker's memor
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 import pika
 
 from .topology import Topology
+
+T = TypeVar("T")
 
 WORK_ARGS: dict[str, Any] = {"x-queue-type": "classic"}
 DLQ_ARGS: dict[str, Any] = {"x-queue-type": "classic"}
@@ -40,6 +42,19 @@ def declare_delay_queue(channel: Any, topology: Topology, logical: str, delay_ms
     name = topology.delay(logical, delay_ms)
     channel.queue_declare(name, durable=True, arguments=delay_args(topology, logical, delay_ms))
     return name
+
+
+def on_fresh_channel(conn: Any, fn: Callable[[Any], T]) -> T | None:
+    """Run one AMQP call on its own channel. A channel error (404 no such queue, 406 mismatch)
+    closes only that channel, so it returns None instead of breaking the connection's other work."""
+    channel = conn.channel()
+    try:
+        return fn(channel)
+    except pika.exceptions.ChannelClosedByBroker:
+        return None
+    finally:
+        if channel.is_open:
+            channel.close()
 
 
 def declare_queues(amqp_url: str, topology: Topology, logical_queues: Iterable[str]) -> list[str]:

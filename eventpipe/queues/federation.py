@@ -39,7 +39,6 @@ from .management import (
     ManagementClient,
     ManagementError,
     amqp_host_port,
-    amqp_vhost,
     broker_nodes,
     redact_url,
 )

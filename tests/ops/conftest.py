@@ -12,6 +12,8 @@ from typing import Any
 import pika
 import pytest
 
+from eventpipe.queues.declare import on_fresh_channel
+
 _ROOT = str(Path(__file__).resolve().parents[2])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
@@ -40,14 +42,7 @@ def delete_prefixed(nodes: Any, prefix: str) -> None:
             conn = pika.BlockingConnection(pika.URLParameters(node.amqp_url))
             try:
                 for name in names:
-                    ch = conn.channel()
-                    try:
-                        ch.queue_delete(name)
-                    except pika.exceptions.ChannelClosedByBroker:
-                        pass
-                    finally:
-                        if ch.is_open:
-                            ch.close()
+                    on_fresh_channel(conn, lambda ch, name=name: ch.queue_delete(name))
             finally:
                 conn.close()
         except Exception:  # noqa: BLE001, S110 - cleanup is best effort

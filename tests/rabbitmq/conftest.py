@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def delete_queues(url: str, prefix: str, logical: list[str]) -> None:
+    from eventpipe.queues.declare import on_fresh_channel
     from eventpipe.queues.topology import DELAY_BUCKETS_MS, Topology
 
     topo = Topology(prefix)
@@ -22,14 +23,7 @@ def delete_queues(url: str, prefix: str, logical: list[str]) -> None:
     try:
         for q in logical:
             for name in [topo.queue(q), topo.dead_letter(q)] + [topo.delay(q, b) for b in DELAY_BUCKETS_MS]:
-                ch = conn.channel()
-                try:
-                    ch.queue_delete(name)
-                except pika.exceptions.ChannelClosedByBroker:
-                    pass
-                finally:
-                    if ch.is_open:
-                        ch.close()
+                on_fresh_channel(conn, lambda ch, name=name: ch.queue_delete(name))
     finally:
         conn.close()
 
