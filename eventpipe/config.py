@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     kv_old_url: str | None = Field(default=None, description="previous KV store: dual-write while migrating")
     redis_url: str | None = Field(default=None, description="redis:// URL for slot claims and dedupe")
     queue_prefix: str = Field(default="eventpipe.", description="prefix of every queue name")
-    prefetch: int = Field(default=8, ge=1, le=65535, description="default prefetch per worker process")
+    prefetch: int = Field(default=0, ge=0, le=65535, description="prefetch per consumer; 0: 2 x threads")
     confirm_window: int = Field(default=1000, ge=1, le=100000, description="max unconfirmed publishes")
     max_retries: int = Field(default=5, ge=0, le=100)
     min_backoff_ms: int = Field(default=1000, ge=1)

@@ -311,7 +311,8 @@ class Publisher:
 
     def publish_many(self, messages: Sequence[Outgoing]) -> list[str]:
         """Publish messages with one shared confirm window; returns the confirming node of each.
-        Messages that fail on one node are retried on the next, until ``deadline_s``."""
+        Messages that fail on one node are retried on the next; the call gives up when no
+        confirm has arrived for ``deadline_s`` (however large the batch)."""
         deadline = time.monotonic() + self.deadline_s
         results: list[str | None] = [None] * len(messages)
         todo = list(range(len(messages)))
@@ -325,6 +326,8 @@ class Publisher:
             for i, future in futures:
                 try:
                     results[i] = future.result(timeout=max(0.1, deadline - time.monotonic()))
+                    # the deadline bounds a lack of progress, not the size of the batch
+                    deadline = time.monotonic() + self.deadline_s
                 except (PublishError, FutureTimeout) as exc:
                     failed.append(i)
                     errors.append(str(exc) or type(exc).__name__)
