@@ -102,6 +102,8 @@ class Ctx:
     workdir: Path
     profile: Path | None = None
     keep: bool = False
+    pipeline_threads: int = 8
+    pipeline_prefetch: int = 0
     results: list[Any] = field(default_factory=list)
 
 
@@ -361,7 +363,9 @@ def run_pipeline(db_kind: str, n_events: int, seed: int, ctx: Ctx) -> PipelineRe
         db = Database(db_url)
         db.upgrade()
         db.dispose()
-        cmd = [str(VENV_BIN / "eventpipe"), "worker", "--processes", "2", "--threads", "8"]
+        cmd = [str(VENV_BIN / "eventpipe"), "worker", "--processes", "2", "--threads", str(ctx.pipeline_threads)]
+        if ctx.pipeline_prefetch:
+            cmd += ["--prefetch", str(ctx.pipeline_prefetch)]
         proc = spawn(_profiled(cmd, ctx, f"pipeline-{db_kind}"), env, ctx.workdir / f"pipeline-{db_kind}.log")
         probe.wait_consumers(topo.queue("events"), 2, procs=[proc])
         probe.wait_consumers(topo.queue("events.save"), 2, procs=[proc])
@@ -450,7 +454,7 @@ def pipeline_table(results: list[PipelineResult]) -> Table:
     return Table(
         ["metadata DB", "events submitted", "accepted", "submit events/s", "saved events/s", "p50 ms", "p99 ms", "max ms",
          "worker CPU s", "broker CPU s", "Postgres CPU s", "submitter CPU s", "load 1/5/15"],
-        rows, "Event pipeline end to end (submit_many -> preprocess -> process -> save [-> post_process]), 2 x 8 workers",
+        rows, "Event pipeline end to end (submit_many -> preprocess -> process -> save [-> post_process])",
     )
 
 
@@ -462,6 +466,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default="", help=f"comma list of {','.join(SYSTEMS + PIPELINES)}")
     ap.add_argument("--raw-prefetch", type=int, default=100, help="raw consumers' prefetch (default 100: with 1000, 2 x 1000 in flight would blur the depth-based timing)")
     ap.add_argument("--ep-prefetch", default="16", help="extra eventpipe rows with `worker --prefetch P` (comma list; '' for none)")
+    ap.add_argument("--pipeline-threads", type=int, default=8, help="threads per worker process in the pipeline run (default 8)")
+    ap.add_argument("--pipeline-prefetch", type=int, default=0, help="worker --prefetch in the pipeline run (default: eventpipe's)")
     ap.add_argument("--repeat", type=int, default=1, help="rounds over all systems (interleaved); the table shows each system's best round")
     ap.add_argument("--quick", action="store_true", help="300 tasks, 200 events: only proves the command works")
     ap.add_argument("--profile", type=Path, default=None, help="run workers under py-spy, raw output in this folder")
@@ -479,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown: {', '.join(sorted(unknown))}")
     workdir = Path(tempfile.mkdtemp(prefix="eventpipe-bench-"))
-    ctx = Ctx(workdir=workdir, profile=args.profile, keep=args.keep)
+    ctx = Ctx(workdir=workdir, profile=args.profile, keep=args.keep, pipeline_threads=args.pipeline_threads, pipeline_prefetch=args.pipeline_prefetch)
     log(f"work folder {workdir}; load {loadavg()}")
     task_results: list[TaskResult] = []
     all_rounds: list[TaskResult] = []
