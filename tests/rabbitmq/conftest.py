@@ -51,7 +51,9 @@ def rabbit_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict
     from eventpipe.runtime import reset_runtime
 
     reset_runtime()
-    delete_queues(MACHINE_AMQP, prefix, ["events", "events.save", "events.post", "events.store", "buffers", "rollups", "testing"])
+    from eventpipe.tasks.api import registry
+
+    delete_queues(MACHINE_AMQP, prefix, registry.queues())  # every declared queue, whatever is added later
 
 
 from tests.support.workers import children_of, log_tail, wait_for  # noqa: E402,F401  (re-exported)
