@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 from .base import KVError, KVUnavailable, check_key, redact_url
@@ -158,15 +159,7 @@ class SQLiteStore:
         rows = [(check_key(k), v, expires) for k, v in items.items()]
         if not rows:
             return
-        with self._errors("batch write"):
-            conn = self._conn()
-            conn.execute("BEGIN IMMEDIATE")  # one transaction: one WAL commit for the whole batch
-            try:
-                conn.executemany(self._sql_put, rows)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        self._executemany("batch write", self._sql_put, rows)
 
     def delete(self, key: str) -> None:
         check_key(key)
@@ -177,11 +170,15 @@ class SQLiteStore:
         rows = [(check_key(k),) for k in keys]
         if not rows:
             return
-        with self._errors("batch delete"):
+        self._executemany("batch delete", self._sql_del, rows)
+
+    def _executemany(self, what: str, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """One transaction for the whole batch: one WAL commit instead of one per row."""
+        with self._errors(what):
             conn = self._conn()
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany(self._sql_del, rows)
+                conn.executemany(sql, rows)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
