@@ -188,7 +188,7 @@ def _drain_node(rt: Any, name: str, chunk: int, timeout: float, yes: bool, as_js
 
     nodes = _nodes(rt)
     try:
-        find_node(nodes, name)
+        name = find_node(nodes, name).host_port  # the canonical HOST:PORT publishers compare with
     except OpsError as exc:
         raise click.ClickException(str(exc)) from None
     if not yes and not as_json:
@@ -301,8 +301,22 @@ def rebalance(dry_run: bool, factor: float, min_move: int, as_json: bool) -> Non
             t.add_row(m.queue, m.src, m.dst, str(m.count), m.why)
         out.print(t if moves else "nothing to move: backlogs are within the factor of the mean")
 
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     try:
-        result = run(rt, dry_run=dry_run, factor=factor, min_move=min_move, on_plan=show_plan)
+        if as_json or dry_run:
+            result = run(rt, dry_run=dry_run, factor=factor, min_move=min_move, on_plan=show_plan)
+        else:
+            with Progress(TextColumn("rebalancing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          console=err) as bar:
+                task = bar.add_task("rebalance", total=None)
+
+                def planned(moves: list[Any]) -> None:
+                    show_plan(moves)
+                    bar.update(task, total=sum(m.count for m in moves) or None)
+
+                result = run(rt, factor=factor, min_move=min_move, on_plan=planned,
+                             on_progress=lambda n: bar.advance(task, n))
     except OpsError as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
@@ -359,7 +373,7 @@ def paused(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def purge(queue: str, yes: bool, as_json: bool) -> None:
     """Delete every ready message of QUEUE on every node (not its dead letters)."""
-    from .nodes import connect
+    from eventpipe.queues.nodes import connect
 
     rt = _rt()
     _check_queue(rt, queue)

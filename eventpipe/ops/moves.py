@@ -20,9 +20,10 @@ import pika
 from eventpipe.queues import shovel
 from eventpipe.queues.declare import DLQ_ARGS, WORK_ARGS, delay_args, on_fresh_channel
 from eventpipe.queues.management import BrokerNode, ManagementError
+from eventpipe.queues.nodes import connect, queue_depth
 from eventpipe.queues.topology import Topology
 
-from .nodes import OpsError, classify, connect, find_node, ready_count
+from .nodes import OpsError, find_node
 from .plan import Load, Move
 
 log = logging.getLogger("eventpipe.ops")
@@ -53,7 +54,7 @@ class DrainResult:
 def ensure_queue(node: BrokerNode, topology: Topology, physical: str) -> None:
     """Declare ``physical`` on ``node`` exactly as eventpipe declares it everywhere (a shovel
     publishing to a missing queue would drop messages as unroutable, yet confirmed)."""
-    kind = classify(topology, physical)
+    kind = topology.classify(physical)
     args = {"work": WORK_ARGS, "dlq": DLQ_ARGS}.get(kind.kind)
     if kind.kind == "delay" and kind.delay_ms is not None:
         args = delay_args(topology, kind.logical, kind.delay_ms)
@@ -69,7 +70,7 @@ def ensure_queue(node: BrokerNode, topology: Topology, physical: str) -> None:
 def depth(node: BrokerNode, queue: str) -> int:
     conn = connect(node.amqp_url)
     try:
-        return ready_count(conn, queue) or 0
+        return queue_depth(conn, queue) or 0
     finally:
         conn.close()
 
@@ -87,6 +88,7 @@ def run_shovel(src: BrokerNode, dst: BrokerNode, queue: str, count: int, topolog
     handle = shovel.move_backlog(src, dst, queue, count)
     deadline = time.monotonic() + timeout_s
     reported = 0
+    ever_running = False
     try:
         while True:
             state = shovel.shovel_state(handle)
@@ -97,8 +99,11 @@ def run_shovel(src: BrokerNode, dst: BrokerNode, queue: str, count: int, topolog
                 reported = min(arrived, count)
             if state is None:
                 break
-            if str(state.get("state")) == "terminated":
-                raise OpsError(f"shovel {handle.name} terminated: {state.get('reason', 'no reason given')}")
+            # RabbitMQ restarts a broken shovel forever: its state is watched, never waited out
+            ever_running = ever_running or str(state.get("state")) == "running" or arrived > 0
+            problem = shovel.shovel_problem(handle, state, ever_running=ever_running)
+            if problem is not None:
+                raise OpsError(problem)
             if depth(src, queue) == 0:
                 # the source is empty: either the shovel took its count and is about to delete
                 # itself (confirms in flight), or local consumers took some and it would wait
@@ -156,7 +161,7 @@ def loads(nodes: Sequence[BrokerNode], topology: Topology, logical: Sequence[str
         try:
             try:
                 with node.client(timeout=5.0) as mc:
-                    names = {q.name for q in mc.queues(node.vhost) if classify(topology, q.name).kind == "work"}
+                    names = {q.name for q in mc.queues(node.vhost) if topology.classify(q.name).kind == "work"}
             except ManagementError as exc:
                 errors.append(f"{node.host_port}: {exc}")
                 names = {topology.queue(q) for q in logical}  # probe the registered ones instead
@@ -174,14 +179,14 @@ def node_backlog(node: BrokerNode, topology: Topology, logical: Sequence[str], *
     names: set[str] = set()
     with node.client(timeout=10.0) as mc:  # lists every queue, declared by anyone
         for q in mc.queues(node.vhost):
-            kind = classify(topology, q.name).kind
+            kind = topology.classify(q.name).kind
             if kind == "work" or (include_delay and kind == "delay"):
                 names.add(q.name)
     conn = connect(node.amqp_url)
     try:
         out = {}
         for name in sorted(names):
-            n = ready_count(conn, name)
+            n = queue_depth(conn, name)
             if n is not None:
                 out[name] = n
         return out
@@ -214,6 +219,7 @@ def drain_node(
         raise OpsError(f"no other node to move {name}'s backlog to: every other node is drained or none is configured")
     result = DrainResult(node=name, moved=0, passes=0, elapsed_s=0.0)
     turn = 0
+    failures: list[str] = []  # consecutive failed moves; reset by any move that moved something
     while True:
         if time.monotonic() - t0 > timeout_s:
             raise OpsError(f"drain of {name} not finished after {timeout_s:.0f}s; {result.moved} moved so far")
@@ -240,9 +246,13 @@ def drain_node(
                 except (OpsError, ManagementError, shovel.ShovelError) as exc:
                     log.warning("move of %s to %s failed (%s); trying the next node", queue, dst.host_port, exc)
                     result.moves.append(MoveResult(topology.logical(queue), name, dst.host_port, take, 0, str(exc)))
-                    if len(targets) == 1:
-                        raise
+                    failures.append(f"to {dst.host_port}: {exc}")
+                    if len(failures) >= len(targets):  # every destination failed in a row: stop now
+                        raise OpsError(f"drain of {name} failed, {result.moved} moved so far:\n  "
+                                       + "\n  ".join(failures[-len(targets):])) from None
                     break  # re-read the backlog and continue with the next node
+                if moved:
+                    failures.clear()
                 result.moves.append(MoveResult(topology.logical(queue), name, dst.host_port, take, moved))
                 if moved == 0:
                     break  # consumers emptied it, or a failure: re-read the backlog

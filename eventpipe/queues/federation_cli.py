@@ -75,9 +75,12 @@ def federation() -> None:
               help="logical queue to federate (repeatable); default: every queue of the task catalogue")
 @click.option("--prefetch", type=click.IntRange(1, 65535), default=fed.DEFAULT_LINK_PREFETCH, show_default=True,
               help="federation link prefetch; lower means fewer messages bounce between idle nodes")
+@click.option("--wait", "wait_s", type=click.FloatRange(0), default=fed.DEFAULT_LINK_WAIT_S, show_default=True,
+              help="seconds to wait for every federation link to run (0: do not wait)")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
-def setup_cmd(queues: tuple[str, ...], prefetch: int, as_json: bool) -> None:
-    """Declare every task queue on every node, then create or extend the federation mesh.
+def setup_cmd(queues: tuple[str, ...], prefetch: int, wait_s: float, as_json: bool) -> None:
+    """Declare every task queue on every node, create or extend the federation mesh, and wait
+    until its links run; exits 1 with each broken link's reason and fix when they do not.
 
     Idempotent: a second run changes nothing and says "unchanged".
     """
@@ -87,8 +90,17 @@ def setup_cmd(queues: tuple[str, ...], prefetch: int, as_json: bool) -> None:
         result = fed.setup(amqp, mgmt, topology, logical, prefetch=prefetch)
     except (ManagementError, fed.FederationError, ValueError) as exc:
         raise _fail(exc) from None
+    links: fed.StatusResult | None = None
+    if wait_s > 0 and len(result.nodes) > 1:
+        if not as_json:
+            click.echo(f"waiting up to {wait_s:.0f}s for the federation links to run...", err=True)
+        try:
+            links = fed.wait_links(amqp, mgmt, topology, timeout_s=wait_s)
+        except (ManagementError, fed.FederationError) as exc:
+            raise _fail(exc) from None
+    running = sum(len(n.links) for n in links.nodes) if links else None
     if as_json:
-        _emit_json(result.to_dict())
+        _emit_json({**result.to_dict(), "links_running": running})
         return
     console = Console()
     table = Table(title=f"federation setup ({topology.prefix}*, link prefetch {prefetch})")
@@ -102,7 +114,8 @@ def setup_cmd(queues: tuple[str, ...], prefetch: int, as_json: bool) -> None:
         pol = next((c.action for c in node.changes if c.kind == "policy"), "-")
         table.add_row(node.node, str(node.count("queue", "created")), ups, pol, "yes" if node.changed else "no")
     console.print(table)
-    console.print(f"federation: [bold]{result.summary}[/bold] ({len(result.federated_queues)} federated queues)")
+    console.print(f"federation: [bold]{result.summary}[/bold] ({len(result.federated_queues)} federated queues"
+                  + (f", {running} links running)" if running is not None else ")"))
 
 
 @federation.command("status")
