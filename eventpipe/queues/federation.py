@@ -385,8 +385,9 @@ def link_fix(error: str | None) -> str:
     """What to do about a link error, from RabbitMQ's reason."""
     text = (error or "").lower()
     if "not_allowed" in text or "access_refused" in text or "vhost" in text:
-        return ("the peer refused the user or the vhost: the URL in EVENTPIPE_BROKER_URLS must name an existing "
-                "vhost (amqp://user:pass@host:5672/%2F for the default '/') and a user with permissions on it there")
+        return ("the peer refused the connection: the URL in EVENTPIPE_BROKER_URLS must name an existing vhost "
+                "(amqp://user:pass@host:5672/%2F for the default '/') and a user with permissions on it there, "
+                "and the peer must be below its connection limit (rabbitmqctl list_vhost_limits)")
     if "limit" in text:
         return "the peer refused the connection because of a connection limit: raise it (rabbitmqctl set_vhost_limits)"
     if "econnrefused" in text or "nxdomain" in text or "timeout" in text or "ehostunreach" in text:
