@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Protocol, runtime_checkable
 
-from eventpipe.queues.nodes import redact_url  # the one redaction, re-exported for the stores
+from eventpipe.queues.nodes import redact_url  # noqa: F401 - the one redaction, re-exported for the stores
 
 
 class KVError(Exception):
