@@ -16,11 +16,16 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from eventpipe.errors import EventpipeError
+
 ENV_PREFIX = "EVENTPIPE_"
 
 
-class ConfigError(ValueError):
+class ConfigError(EventpipeError, ValueError):
     """A configuration value is missing or malformed; the message says which and what is expected."""
+
+    exit_code = 2
+    hint = "fix the environment variable or TOML key named above, then run the command again"
 
 
 class PoolSpec(BaseModel):

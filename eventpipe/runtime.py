@@ -15,6 +15,7 @@ import dramatiq
 from dramatiq.encoder import JSONEncoder
 from dramatiq.middleware import CurrentMessage, ShutdownNotifications, TimeLimit
 
+from eventpipe.errors import UnknownTask
 from eventpipe.config import Settings, get_settings
 from eventpipe.kvstore import KeyValueStore, open_configured_store
 from eventpipe.metadata.db import Database, utcnow
@@ -135,7 +136,7 @@ class Runtime:
         return len(messages)
 
     def _unknown(self, task_name: str) -> dramatiq.Actor:
-        raise KeyError(f"no task named {task_name!r}; see `eventpipe tasks list`")
+        raise UnknownTask(task_name)
 
     def pin_node(self, node: str) -> None:
         """Publish only to the broker node HOST:PORT (``--node``)."""

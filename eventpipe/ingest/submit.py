@@ -19,6 +19,7 @@ import orjson
 import sqlalchemy.exc
 from sqlalchemy import select
 
+from eventpipe.errors import EventpipeError
 from eventpipe.kvstore import KVUnavailable
 from eventpipe.metadata.db import utcnow
 from eventpipe.metadata.models import AcceptedEvent, Event, Project
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from eventpipe.runtime import Runtime
 
 
-class SubmitError(RuntimeError):
+class SubmitError(EventpipeError, RuntimeError):
     """Nothing was accepted; resending the same events is safe."""
 
 

@@ -17,10 +17,11 @@ from typing import Any
 
 from dramatiq.middleware import Middleware, MiddlewareError
 
+from eventpipe.errors import EventpipeError
 from .state import closed_queues
 
 
-class QueueClosed(MiddlewareError):
+class QueueClosed(EventpipeError, MiddlewareError):
     """The queue was closed by ``eventpipe ops drain --queue``; reopen with ``eventpipe ops undrain --queue``."""
 
 

@@ -28,13 +28,18 @@ from urllib.parse import urlparse
 import pika
 from pika.adapters.select_connection import SelectConnection
 
+from eventpipe.errors import EventpipeError
 from eventpipe.kvstore.base import redact_url
 
 log = logging.getLogger("eventpipe.publisher")
 
 
-class PublishError(RuntimeError):
+class PublishError(EventpipeError, RuntimeError):
     """No node confirmed the message before the deadline; the message may be resent safely."""
+
+    retryable = True  # an outage of the broker: resending is safe, message ids dedupe
+    exit_code = 3
+    hint = "check that the RabbitMQ nodes in EVENTPIPE_BROKER_URL(S) are up, then run the command again"
 
 
 class NodeUnavailable(PublishError):

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from eventpipe.errors import EventpipeError
 from .management import (
     DEFAULT_VHOST,
     BrokerNode,
@@ -37,7 +38,7 @@ from .management import (
 Count = int | Literal["queue-length"]
 
 
-class ShovelError(RuntimeError):
+class ShovelError(EventpipeError, RuntimeError):
     """The shovel could not be created, failed while moving, or did not finish in time."""
 
 

@@ -12,13 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from eventpipe.errors import EventpipeError, UnknownTask
+
 if TYPE_CHECKING:
     from eventpipe.runtime import Runtime
 
 TaskFn = Callable[..., Any]
 
 
-class PermanentError(Exception):
+class PermanentError(EventpipeError):
     """Raised by a task for input that will never succeed: dead-lettered at once, never retried."""
 
 
@@ -63,7 +65,7 @@ class Registry:
         try:
             return self._tasks[name]
         except KeyError:
-            raise KeyError(f"no task named {name!r}; see `eventpipe tasks list`") from None
+            raise UnknownTask(name) from None
 
     def all(self) -> list[TaskSpec]:
         return sorted(self._tasks.values(), key=lambda s: (s.queue, s.name))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from sqlalchemy import select, update
 
+from eventpipe.errors import EventpipeError
 from eventpipe.kvstore import KVCorrupt
 from eventpipe.metadata.db import utcnow
 from eventpipe.metadata.models import Activity, BufferedCounter, Event, Issue
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from eventpipe.runtime import Runtime
 
 
-class MissingBody(Exception):
+class MissingBody(EventpipeError):
     """The body is not (yet) in the store: retried, since a lagging replica or an outage can cause it."""
 
 

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_drain_node_with_10k_messages_leaves_none_there_and_loses_none(ops_env: Any, nodes: Any) -> None:
-    from eventpipe.ops.cli import ops
+    from eventpipe.cli.ops import ops
     from eventpipe.queues.declare import delay_args
 
     rt = runtime()
@@ -62,7 +62,7 @@ def test_drain_node_with_10k_messages_leaves_none_there_and_loses_none(ops_env: 
 
 
 def test_rebalance_moves_the_planned_counts(ops_env: Any, nodes: Any) -> None:
-    from eventpipe.ops.cli import ops
+    from eventpipe.cli.ops import ops
 
     rt = runtime()
     declare_everywhere(nodes, rt)

@@ -234,7 +234,7 @@ def test_ops_cli_in_embedded_mode(embedded: Any, monkeypatch: pytest.MonkeyPatch
 
     from click.testing import CliRunner
 
-    from eventpipe.ops.cli import ops
+    from eventpipe.cli.ops import ops
 
     monkeypatch.setenv("EVENTPIPE_HOME", str(tmp_path / ".eventpipe"))
     monkeypatch.setenv("EVENTPIPE_TASK_MODULES", "tests.ops.ops_tasks")
