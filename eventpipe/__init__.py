@@ -9,7 +9,30 @@ from __future__ import annotations
 
 from typing import Any
 
+from eventpipe.errors import EventpipeError, UnknownJob, UnknownTask
+
 __version__ = "0.1.0"
+
+# The errors a user of the API catches, each an EventpipeError. They live beside the code that
+# raises them and are imported on first use, so `import eventpipe` stays light and cycle-free.
+_LAZY_ERRORS = {
+    "ConfigError": "eventpipe.config",
+    "InvalidEvent": "eventpipe.pipeline.errors",
+    "KVError": "eventpipe.kvstore.base",
+    "KVUnavailable": "eventpipe.kvstore.base",
+    "PermanentError": "eventpipe.tasks.api",
+    "PublishError": "eventpipe.queues.publisher",
+    "SubmitError": "eventpipe.ingest.submit",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY_ERRORS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'eventpipe' has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(module), name)
 
 
 def submit(project_id: int, event: Any) -> str:
@@ -29,4 +52,17 @@ def process_pending(threads: int = 4) -> None:
     rt.broker.run_until_idle(threads=threads)
 
 
-__all__ = ["process_pending", "submit"]
+__all__ = [
+    "ConfigError",
+    "EventpipeError",
+    "InvalidEvent",
+    "KVError",
+    "KVUnavailable",
+    "PermanentError",
+    "PublishError",
+    "SubmitError",
+    "UnknownJob",
+    "UnknownTask",
+    "process_pending",
+    "submit",
+]
