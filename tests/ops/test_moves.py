@@ -112,9 +112,9 @@ def test_auto_rebalance_task_moves_a_stranded_backlog(ops_env: Any, nodes: Any, 
     ch.basic_qos(prefetch_count=1)
     ch.basic_consume(q, lambda *args: None)
     try:
-        monkeypatch.delenv("EVENTPIPE_AUTO_REBALANCE", raising=False)
+        assert rt.settings.auto_rebalance is False  # off unless EVENTPIPE_AUTO_REBALANCE=1
         assert "skipped" in auto_rebalance(rt)
-        monkeypatch.setenv("EVENTPIPE_AUTO_REBALANCE", "1")
+        monkeypatch.setattr(rt.settings, "auto_rebalance", True)
         result = auto_rebalance(rt)
         assert result["moved"] == 800 and result["errors"] == []
         assert depth(c.amqp_url, q) == 0 and depth(a.amqp_url, q) == 800 - 1
