@@ -144,6 +144,8 @@ def report_error(ctx: click.Context, exc: EventpipeError) -> None:
 class EventpipeGroup(click.Group):
     """A click group that reports every :class:`EventpipeError` one way (see the module docstring)."""
 
+    group_class = type  # subgroups made with `@grp.group()` are EventpipeGroups too
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -169,5 +171,3 @@ def group(name: str | None = None, **kw: Any) -> Callable[[Callable[..., Any]], 
 def command(name: str | None = None, **kw: Any) -> Callable[[Callable[..., Any]], EventpipeCommand]:
     return click.command(name, cls=EventpipeCommand, **kw)
 
-
-EventpipeGroup.group_class = type  # subgroups made with `@grp.group()` are EventpipeGroups too
