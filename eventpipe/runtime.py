@@ -103,7 +103,7 @@ class Runtime:
             ),
             KillSwitch(self.db),  # operators' rules: drop matching messages, counted
             QueueGate(self.db, self.topology),  # `ops drain --queue`: refuse new work for a closed queue
-            TaskMetrics(self.topology),  # Prometheus counters per task and queue
+            TaskMetrics(self.topology, port=self.settings.metrics_port, local_only=self.settings.metrics_local),
             # after_* hooks run in reverse order: FailureHistory must come last to record the
             # failure before SafeRetries copies the message for its retry.
             FailureHistory(),

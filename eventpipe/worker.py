@@ -122,14 +122,13 @@ def child_main(pool: PoolConfig, worker_id: str, parent_pid: int | None = None) 
     stop = threading.Event()
     if parent_pid is not None:
         die_with_parent(parent_pid, stop.set)
-    from eventpipe.config import get_settings
+    from eventpipe.config import load_settings
     from eventpipe.runtime import open_runtime
 
-    logging.basicConfig(level=os.environ.get("EVENTPIPE_LOG_LEVEL", "WARNING"), format=f"%(asctime)s {worker_id} %(levelname)s %(name)s: %(message)s")
+    # this process's settings: the environment's, with the pool's --node choice on top
+    settings = load_settings(**({"consume_nodes": pool.nodes} if pool.nodes else {}))
+    logging.basicConfig(level=settings.log_level, format=f"%(asctime)s {worker_id} %(levelname)s %(name)s: %(message)s")
     logging.getLogger("pika").setLevel(max(logging.WARNING, logging.getLogger().level))  # pika's INFO is per-socket noise
-    settings = get_settings()
-    if pool.nodes:  # --node: an argument of this process, never a change to the environment
-        settings = settings.model_copy(update={"consume_nodes": list(pool.nodes)})
     rt = open_runtime(settings)
     queues = select_queues(pool.queues, rt.registry.queues())
     physical = {rt.topology.queue(q) for q in queues}

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from eventpipe.errors import EventpipeError
 from eventpipe.queues.management import BrokerNode, broker_nodes, management_urls_for
 from eventpipe.queues.nodes import NodeURLError, normalize_node_name
 
 
-class OpsError(RuntimeError):
+class OpsError(EventpipeError, RuntimeError):
     """An ops command cannot proceed; the message says why and what to do."""
 
 

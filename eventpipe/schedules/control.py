@@ -119,7 +119,18 @@ def history(rt: Runtime, *, job: str | None = None, limit: int = 50, jobs: JobRe
             with rt.db.session() as s:
                 rows = store.history(s, job=job, limit=limit)
             if not rows:
-                registry.get(job)  # raises KeyError naming the known jobs
+                registry.get(job)  # raises UnknownJob naming the known jobs
             return rows
     with rt.db.session() as s:
         return store.history(s, job=job, limit=limit)
+
+
+def apply_periodic_now(rt: Runtime) -> None:
+    """Flush buffered counters and roll up the last two days now, inline, as the scheduled jobs
+    would: ``eventpipe stats --flush`` and ``demo`` use it so their totals are current."""
+    from eventpipe.tasks.buffers import flush_counters
+    from eventpipe.tasks.rollups import daily, hourly
+
+    flush_counters(rt)
+    hourly(rt, lookback_hours=48)
+    daily(rt, lookback_hours=48)

@@ -12,7 +12,7 @@ One tick, per job that may have something due:
 A publish that fails keeps the claim and is retried on the next tick; a scheduler that dies
 leaves its claims to others once their lease passes. The one window for a duplicate message is a
 scheduler that stalls between publishing and recording for longer than the lease (``lease_s``,
-default 60 s): tasks are idempotent anyway (DESIGN §4), and the history still shows one firing.
+default 60 s): every task is idempotent, so a second message has no second effect, and the history still shows one firing.
 
 Between slots a scheduler does not touch the database: it knows from the watermark when the next
 slot of each job can be due and only reads then (and every ``refresh_s`` to notice other

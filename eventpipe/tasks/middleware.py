@@ -1,5 +1,6 @@
-"""Dramatiq middleware eventpipe adds: failure history for dead letters, idempotency receipts,
-and delivery of the runtime to tasks."""
+"""Retries: the Dramatiq middleware that keeps each failure's story for the dead letter
+(:class:`FailureHistory`) and decides how long to retry (:class:`SafeRetries`), and the
+classification of an exception as an outage worth retrying (:func:`is_transient`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import traceback
 from typing import Any
 
 import dramatiq
+import sqlalchemy.exc
 from dramatiq.middleware import Middleware, Retries
 
 log = logging.getLogger("eventpipe.tasks")
@@ -39,19 +41,20 @@ def record_failure(options: dict[str, Any], exception: BaseException) -> None:
 REQUEUE_FLAG = "_eventpipe_requeue"
 
 
+#: driver exceptions that mean "a server is down or slow"; eventpipe's own errors say so with
+#: their ``retryable`` flag (see :mod:`eventpipe.errors`)
+DRIVER_OUTAGES: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    TimeoutError,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+)
+
+
 def is_transient(exc: BaseException) -> bool:
     """An outage of something the task depends on (body store, broker, database), as opposed to
     a bug or bad input: worth retrying for as long as an outage may last."""
-    import sqlalchemy.exc
-
-    from eventpipe.queues.publisher import PublishError
-
-    if getattr(exc, "retryable", False):
-        return True
-    return isinstance(
-        exc,
-        (ConnectionError, TimeoutError, PublishError, sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError),
-    )
+    return bool(getattr(exc, "retryable", False)) or isinstance(exc, DRIVER_OUTAGES)
 
 
 OUTAGE_RETRY_SECONDS = 3600.0  # transient failures keep retrying this long after the first one
