@@ -2,7 +2,7 @@
 deployment on loopback, under HTTP ingest traffic, and count what happened to every event.
 
 Why a suite of its own (not part of ``make test``): each scenario runs real servers (Postgres,
-RabbitMQ nodes) and real eventpipe processes (``eventpipe ingest serve``, ``eventpipe worker``)
+Redis for bodies, RabbitMQ nodes) and real eventpipe processes (``eventpipe ingest serve``, ``eventpipe worker``)
 for tens of seconds, and reports figures rather than pass/fail. It drives the system only
 through what operators use (the CLI, the HTTP ingest API and SQL counts of the ``events``
 table), so it keeps working while the internals change.

@@ -23,6 +23,8 @@ import psutil
 from tests.fixtures.rabbitmq_nodes import RabbitCluster, RabbitNode, find_sbin
 from tests.support.pgserver import PgServer
 
+from .proxy import BlackholeProxy
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -30,6 +32,11 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 @dataclass
@@ -41,6 +48,9 @@ class Deployment:
     pg: PgServer | None = None
     cluster: RabbitCluster | None = None
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    proxy: BlackholeProxy | None = None  # the last node is reached through it (R5's partition)
+    redis: subprocess.Popen[bytes] | None = None  # the body store (R4 makes it unreachable)
+    redis_port: int = 0
 
     def start(self) -> None:
         self.base.mkdir(parents=True, exist_ok=True)
@@ -48,7 +58,24 @@ class Deployment:
         self.pg.init()
         self.pg.start()
         self.pg.wait_ready()
+        self.redis_port = free_port()
+        self.redis = subprocess.Popen(
+            ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.base)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while not _port_open(self.redis_port):
+            if time.monotonic() > deadline or self.redis.poll() is not None:
+                raise RuntimeError("redis-server did not start (Debian package redis-server)")
+            time.sleep(0.2)
         self.cluster = RabbitCluster.start_new(self.nodes)
+        if self.nodes > 1:
+            self.proxy = BlackholeProxy(self.rabbit[-1].amqp_port)
+
+    def amqp_port(self, node: RabbitNode) -> int:
+        """The port eventpipe (clients and federation peers) uses for ``node``."""
+        if self.proxy is not None and node is self.rabbit[-1]:
+            return self.proxy.port
+        return node.amqp_port
 
     @property
     def rabbit(self) -> list[RabbitNode]:
@@ -62,9 +89,9 @@ class Deployment:
             "PYTHONPATH": str(REPO),
             "EVENTPIPE_HOME": str(self.base / "home"),
             "EVENTPIPE_DATABASE_URL": self.pg.url,
-            "EVENTPIPE_KV_URL": self.pg.url.replace("postgresql+psycopg", "postgresql") + "?table=chaos_kv",
+            "EVENTPIPE_KV_URL": f"redis://127.0.0.1:{self.redis_port}/0",
             # as operators write them: a trailing slash, no vhost (the canonical form is eventpipe's job)
-            "EVENTPIPE_BROKER_URLS": ",".join(f"amqp://guest:guest@127.0.0.1:{n.amqp_port}/" for n in self.rabbit),
+            "EVENTPIPE_BROKER_URLS": ",".join(f"amqp://guest:guest@127.0.0.1:{self.amqp_port(n)}/" for n in self.rabbit),
             "EVENTPIPE_MANAGEMENT_URLS": ",".join(n.management_url for n in self.rabbit),
             "EVENTPIPE_QUEUE_PREFIX": "chaos.",
             "EVENTPIPE_SHUTDOWN_GRACE_SECONDS": "5",
@@ -133,6 +160,12 @@ class Deployment:
                 self.stop(proc, signal.SIGKILL, 10)
             except Exception:  # noqa: BLE001, S110 - teardown reaches everything
                 pass
+        if self.proxy is not None:
+            self.proxy.close()
+        if self.redis is not None:
+            os.kill(self.redis.pid, signal.SIGCONT)  # in case a scenario left it stopped
+            self.redis.kill()
+            self.redis.wait(10)
         if self.cluster is not None:
             self.cluster.close()
         if self.pg is not None:
