@@ -26,7 +26,7 @@ from eventpipe.queues.topology import Topology
 
 from .nodes import OpsError, classify, connect, find_node, nodes_for, ready_count
 from .plan import Load, Move
-from .state import CACHE_S, close_queue, load_drained_nodes, mark_drained
+from eventpipe.metadata.flags import CACHE_S, close_queue, load_drained_nodes, mark_drained
 
 log = logging.getLogger("eventpipe.ops")
 

@@ -27,7 +27,7 @@ from dramatiq.broker import Consumer, MessageProxy
 from dramatiq.errors import DecodeError, QueueNotFound
 from dramatiq.message import Message
 
-from eventpipe.tasks.middleware import REQUEUE_FLAG, dead_letter_info
+from .failures import REQUEUE_FLAG, dead_letter_info
 
 from .declare import DLQ_ARGS, WORK_ARGS, delay_args
 from .publisher import Outgoing, Publisher, node_name
