@@ -41,7 +41,7 @@ def list_jobs(as_json: bool) -> None:
         emit_json(rows)
         return
     if not rows:
-        click.echo("no periodic jobs are declared (declare one with @task(..., every=...) or cron=...)")
+        click.echo("no periodic jobs are declared; docs/scheduler.md shows how to declare one")
         return
     _print(
         ["job", "task", "spec", "next run", "last run", "paused"],
