@@ -34,7 +34,7 @@ def default_middleware(db: Database, topology: Topology, settings: Settings) -> 
         ),
         KillSwitch(db),  # operators' rules: drop matching messages (or batch items), counted
         QueueGate(db, topology),  # `ops drain --queue`: refuse new work for a closed queue
-        TaskMetrics(topology),  # Prometheus counters per task and queue
+        TaskMetrics(topology, port=settings.metrics_port, local_only=settings.metrics_local),  # Prometheus per task and queue
         FailureHistory(),  # last: its after_* hook runs first
     ]
 
