@@ -78,10 +78,10 @@ def test_plan_never_moves_more_than_a_node_holds() -> None:
 
 # names ------------------------------------------------------------------------------------------
 def test_classify_queue_names() -> None:
-    from eventpipe.ops.nodes import classify
     from eventpipe.queues.topology import Topology
 
     t = Topology("p.")
+    classify = Topology.classify
     assert classify(t, "p.events.save").kind == "work"
     assert classify(t, "p.events.save.dlq") == classify(t, t.dead_letter("events.save"))
     assert classify(t, "p.events.save.dlq").logical == "events.save"
