@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from functools import partial
 from typing import Any
 
@@ -40,6 +41,10 @@ HEADER_PREFIX = "x-eventpipe-"
 
 
 class RabbitBroker(dramatiq.Broker):
+    """The RabbitMQ implementation of :class:`~eventpipe.queues.broker.EventBroker`."""
+
+    in_process = False
+
     def __init__(
         self,
         urls: Sequence[str],
@@ -158,6 +163,37 @@ class RabbitBroker(dramatiq.Broker):
                 conn.channel().queue_purge(queue_name)
             finally:
                 conn.close()
+
+    def purge(self, queue_name: str) -> dict[str, int | None]:
+        """Purge on every node; a node that cannot be reached reports None, the others are purged."""
+        out: dict[str, int | None] = {}
+        for url in self.urls:
+            name = node_name(url)
+            try:
+                conn = connect(url)
+            except Exception:  # noqa: BLE001 - report the node, purge the others
+                out[name] = None
+                continue
+            try:
+                out[name] = int(conn.channel().queue_purge(queue_name).method.message_count)
+            except pika.exceptions.ChannelClosedByBroker as exc:
+                out[name] = 0 if exc.reply_code == 404 else None  # 404: never declared there
+            except Exception:  # noqa: BLE001
+                out[name] = None
+            finally:
+                if conn.is_open:
+                    conn.close()
+        return out
+
+    def depth(self, queue_name: str) -> int:
+        return sum(queue_depth(u, queue_name) or 0 for u in self.urls)
+
+    def run_until_idle(self, *, threads: int = 4, timeout_s: float = 3600, progress: Any = None) -> None:
+        """Nothing to run here: worker processes (`eventpipe worker`) do the work."""
+
+    def workers(self, *, threads: int = 4) -> AbstractContextManager[None]:
+        """Nothing to start here: worker processes (`eventpipe worker`) do the work."""
+        return nullcontext()
 
     def flush_all(self) -> None:
         for q in self.queues:

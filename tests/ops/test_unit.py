@@ -278,11 +278,11 @@ def test_unreachable_node_is_reported_not_skipped() -> None:
 
 def test_auto_rebalance_is_a_periodic_task_and_off_by_default(embedded: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     import eventpipe.ops.tasks as ops_tasks
-    from eventpipe.schedules.spec import jobs
+    from eventpipe.schedules.spec import load_jobs
     from eventpipe.tasks.api import registry
 
     assert "ops.auto_rebalance" in registry and registry.get("ops.auto_rebalance").queue == "ops"
-    spec = jobs.get("ops.auto_rebalance")
+    spec = load_jobs().get("ops.auto_rebalance")  # declared beside its task
     assert spec.as_dict()["task"] == "ops.auto_rebalance"
     assert embedded.settings.auto_rebalance is False  # off unless EVENTPIPE_AUTO_REBALANCE=1
     assert "skipped" in ops_tasks.auto_rebalance(embedded)
