@@ -83,21 +83,40 @@ _RULES = {
             r"CF|TD|KM|CG|CI|DJ|GQ|GA|GW|HN|IR|MG|ML|MA|MZ|NI|NE|SN|TG)[0-9]{2}[a-zA-Z0-9]{11,29}\b",
     "ssn": r"\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b",
 }
-_ALL = re.compile("|".join(f"(?P<{name}>{rx})" for name, rx in _RULES.items()))
-_NO_KV = re.compile("|".join(f"(?P<{name}>{rx})" for name, rx in _RULES.items() if name != "kv"))
-_TWO_DIGITS = re.compile(r"[0-9]{2}")
+_NAMES = tuple(_RULES)
+_CARD_LIKE = r"[0-9]{3}(?:[-\s]?[0-9]){12}"
+_IBAN_LIKE = r"[A-Z]{2}[0-9]{2}[a-zA-Z0-9]{11}"
+_SSN_LIKE = r"[0-9]{3}-[0-9]{2}-[0-9]{4}"
+# Necessary conditions for the three number rules, in one scan: most strings with digits
+# (addresses, amounts, ids) match none of them.
+_NUMBER_LIKE = re.compile(f"{_CARD_LIKE}|{_IBAN_LIKE}|{_SSN_LIKE}")
+_NUMBER_RULES = (("card", re.compile(_CARD_LIKE)), ("iban", re.compile(_IBAN_LIKE)), ("ssn", re.compile(_SSN_LIKE)))
 
 
-def _may_contain_secret(value: str) -> bool:
-    """False when no rule can match: most strings of an event stop here at C speed."""
-    if len(value) < 6:
-        return False
-    if _TWO_DIGITS.search(value):
-        return True  # card, IBAN, SSN
-    low = value.lower()
-    if "bearer" in low or "-----begin" in low or ("//" in value and "@" in value):
-        return True
-    return ("=" in value or ":" in value) and any(hint in low for hint in KEY_HINTS)
+def _possible_rules(value: str) -> tuple[str, ...]:
+    """The rules that could match somewhere in ``value``, by necessary conditions that cost a
+    substring test or a simple scan each. Rules that cannot match anywhere do not change the
+    leftmost-first outcome, so the combined pattern is built from the rest only."""
+    rules: list[str] = []
+    if "-----BEGIN" in value:
+        rules.append("pem")
+    if "//" in value and "@" in value:
+        rules.append("url")
+    if "=" in value or ":" in value or "earer" in value or "EARER" in value:
+        low = value.lower()
+        if ("=" in value or ":" in value) and any(hint in low for hint in KEY_HINTS):
+            rules.append("kv")
+        if "bearer" in low:
+            rules.append("bearer")
+    if _NUMBER_LIKE.search(value):
+        rules.extend(name for name, like in _NUMBER_RULES if like.search(value))
+    return tuple(rules)
+
+
+@lru_cache(maxsize=256)
+def _combined(rules: tuple[str, ...]) -> re.Pattern[str]:
+    """One pattern for these rules, alternatives in priority order; each outer group names its rule."""
+    return re.compile("|".join(f"(?P<{name}>{_RULES[name]})" for name in _NAMES if name in rules))
 
 
 def _replacement(m: re.Match[str]) -> str | None:
@@ -115,15 +134,20 @@ def _replacement(m: re.Match[str]) -> str | None:
 
 def scrub_string(value: str) -> str:
     """``value`` with secrets inside it filtered; the same object when nothing matched."""
-    if not _may_contain_secret(value):
+    if len(value) < 6:
+        return value  # shorter than the shortest match ("auth=x")
+    rules = _possible_rules(value)
+    if not rules:
         return value
+    pattern = _combined(rules)
+    without_kv = _combined(tuple(r for r in rules if r != "kv")) if "kv" in rules else pattern
     parts: list[str] = []
     done = pos = 0
-    while (m := _ALL.search(value, pos)) is not None:
+    while (m := pattern.search(value, pos)) is not None:
         text = _replacement(m)
         if text is None:  # innocent key=value: another rule may still match where the key starts
             start = m.start()
-            m = _NO_KV.match(value, start)
+            m = without_kv.match(value, start) if without_kv.pattern else None
             if m is None:
                 pos = start + 1
                 continue
@@ -139,33 +163,56 @@ def scrub_string(value: str) -> str:
 
 def scrub_value(value: Any, *, keep: frozenset[str] = frozenset()) -> Any:
     """Scrub a JSON value; returns the same object when nothing changed (copy-on-write)."""
-    if isinstance(value, str):
+    kind = type(value)
+    if kind is str:
         return scrub_string(value)
-    if isinstance(value, dict):
-        out: dict[str, Any] | None = None
-        for key, item in value.items():
-            if isinstance(key, str) and key not in keep and is_sensitive_key(key):
-                new = FILTERED if item not in (None, "") else item
-            else:
-                new = scrub_value(item)
-            if new is not item:
-                if out is None:
-                    out = dict(value)
-                out[key] = new
-        return value if out is None else out
-    if isinstance(value, list):
-        if len(value) == 2 and isinstance(value[0], str) and is_sensitive_key(value[0]):
-            # header/tag pairs: ["Authorization", "Bearer …"]
-            return value if value[1] == FILTERED else [value[0], FILTERED]
-        items: list[Any] | None = None
-        for i, item in enumerate(value):
-            new = scrub_value(item)
-            if new is not item:
-                if items is None:
-                    items = list(value)
-                items[i] = new
-        return value if items is None else items
+    if kind is dict:
+        return _scrub_dict(value, keep)
+    if kind is list:
+        return _scrub_list(value)
     return value
+
+
+def _scrub_dict(value: dict[str, Any], keep: frozenset[str]) -> dict[str, Any]:
+    out: dict[str, Any] | None = None
+    for key, item in value.items():
+        if type(key) is str and key not in keep and is_sensitive_key(key):
+            if item is None or item == "" or item == FILTERED:
+                continue
+            new: Any = FILTERED
+        else:
+            kind = type(item)  # inlined dispatch: this loop runs for every value of an event
+            if kind is str:
+                new = scrub_string(item)
+            elif kind is dict:
+                new = _scrub_dict(item, _NO_KEYS)
+            elif kind is list:
+                new = _scrub_list(item)
+            else:
+                continue
+            if new is item:
+                continue
+        if out is None:
+            out = dict(value)
+        out[key] = new
+    return value if out is None else out
+
+
+def _scrub_list(value: list[Any]) -> list[Any]:
+    if len(value) == 2 and type(value[0]) is str and is_sensitive_key(value[0]):
+        # header/tag pairs: ["Authorization", "Bearer …"]
+        return value if value[1] == FILTERED else [value[0], FILTERED]
+    items: list[Any] | None = None
+    for i, item in enumerate(value):
+        new = scrub_value(item)
+        if new is not item:
+            if items is None:
+                items = list(value)
+            items[i] = new
+    return value if items is None else items
+
+
+_NO_KEYS: frozenset[str] = frozenset()
 
 
 # Fields of an event that hold user-controlled data worth scrubbing.
