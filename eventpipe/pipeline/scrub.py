@@ -53,6 +53,7 @@ SECRET_PAIRS = frozenset({
 KEY_HINTS = ("pass", "secret", "token", "auth", "credential", "key", "sess", "csrf", "xsrf",
              "cookie", "otp", "ssn", "jwt", "pwd", "factor", "card")
 
+_KEY_HINT = re.compile("|".join(KEY_HINTS))  # measured faster than a loop of `in` tests
 _WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
 
 
@@ -104,7 +105,7 @@ def _possible_rules(value: str) -> tuple[str, ...]:
         rules.append("url")
     if "=" in value or ":" in value or "earer" in value or "EARER" in value:
         low = value.lower()
-        if ("=" in value or ":" in value) and any(hint in low for hint in KEY_HINTS):
+        if ("=" in value or ":" in value) and _KEY_HINT.search(low):
             rules.append("kv")
         if "bearer" in low:
             rules.append("bearer")

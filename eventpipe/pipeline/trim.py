@@ -191,6 +191,15 @@ def _trim(value: Any, path: str, depth: int, bag: Bag, budget: _Budget, errors: 
             errors.add(TOO_MANY_ITEMS if n >= bag.items else VALUE_TOO_LONG, path)
             changed = True
             break
+        item_kind = type(item)
+        if item_kind is str and len(item) <= bag.string and len(item) <= budget.left:
+            budget.left -= len(item) + 2
+            items.append(item)
+            continue
+        if item_kind is int or item_kind is float or item_kind is bool or item is None:
+            budget.left -= 4
+            items.append(item)
+            continue
         new = _trim(item, path, depth + 1, bag, budget, errors, n)
         changed = changed or new is not item
         items.append(new)

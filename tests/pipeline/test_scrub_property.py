@@ -74,7 +74,7 @@ events = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(events)
 def test_fast_scrubber_equals_reference(event: dict[str, Any]) -> None:
     before = copy.deepcopy(event)
@@ -82,13 +82,13 @@ def test_fast_scrubber_equals_reference(event: dict[str, Any]) -> None:
     assert event == before, "scrub_event must not mutate its input"
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(texts)
 def test_strings_equal_reference(text: str) -> None:
     assert scrub_string(text) == scrub_text(text)
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(keys)
 def test_key_decisions_equal_reference(key: str) -> None:
     assert is_sensitive_key(key) == sensitive_key(key)
