@@ -109,14 +109,25 @@ def projects() -> None:
 @projects.command("add")
 @click.argument("project_id", type=int)
 @click.argument("name")
+@click.option(
+    "--origin", "origins", multiple=True,
+    help="browser origin allowed to send events (repeatable): '*', https://app.example.com, app.example.com, "
+    "*.example.com; given, it replaces the list (default for a new project: '*')",
+)
+@click.option("--no-origins", is_flag=True, help="allow no browser origin (server SDKs only)")
 @click.option("--json", "as_json", is_flag=True)
-def projects_add(project_id: int, name: str, as_json: bool) -> None:
+def projects_add(project_id: int, name: str, origins: tuple[str, ...], no_origins: bool, as_json: bool) -> None:
     """Create a project (idempotent) and print its ingest key."""
+    from eventpipe.ingest.cors import parse_origins
     from eventpipe.metadata.queries import ensure_project
 
-    p = ensure_project(runtime().db, project_id, name)
-    row = {"id": p.id, "name": p.name, "ingest_key": p.ingest_key}
-    emit_json(row) if as_json else click.echo(f"project {p.id} {p.name}: ingest key {p.ingest_key}")
+    wanted = [] if no_origins else (list(origins) or None)
+    p = ensure_project(runtime().db, project_id, name, origins=wanted)
+    row = {"id": p.id, "name": p.name, "ingest_key": p.ingest_key, "allowed_origins": parse_origins(p.allowed_origins)}
+    if as_json:
+        emit_json(row)
+    else:
+        click.echo(f"project {p.id} {p.name}: ingest key {p.ingest_key}; browser origins: {' '.join(row['allowed_origins']) or 'none'}")
 
 
 @projects.command("list")
@@ -252,8 +263,9 @@ def print_issues(rows: list[dict[str, Any]], *, total: int) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def send(files: tuple[Path, ...], project_id: int | None, node: str | None, as_json: bool) -> None:
     """Submit events from JSON files (one event, or a list) or Sentry envelope files."""
-    from eventpipe.ingest.files import read_event_file
-    from eventpipe.ingest.submit import submit_many
+    from eventpipe.ingest.files import read_event_file_full
+    from eventpipe.ingest.stored import store_attachments
+    from eventpipe.ingest.submit import SubmitResult, submit_many
     from eventpipe.pipeline.errors import InvalidEvent
 
     rt = runtime()
@@ -264,13 +276,18 @@ def send(files: tuple[Path, ...], project_id: int | None, node: str | None, as_j
     failed = False
     for path in files:
         try:
-            pid, events = read_event_file(path, project_id)
+            pid, events, envelope = read_event_file_full(path, project_id)
         except InvalidEvent as exc:
             failed = True
             report.append({"file": str(path), "error": str(exc), "reason": exc.reason, "field": exc.field})
             err.print(f"[red]{exc.field}[/red]: {exc.detail}", soft_wrap=True)
             continue
-        result = submit_many(rt, pid, events)
+        result = submit_many(rt, pid, events) if events else SubmitResult()
+        attachments: list[str] = []
+        if envelope is not None and envelope.attachments:
+            target = envelope.event_id or next(iter(result.accepted + result.duplicates), None)
+            if target:
+                attachments = store_attachments(rt.store, pid, target, envelope.attachments)
         accepted += len(result.accepted)
         for r in result.rejected:
             failed = True
@@ -282,6 +299,8 @@ def send(files: tuple[Path, ...], project_id: int | None, node: str | None, as_j
                 "project_id": pid,
                 "accepted": result.accepted,
                 "duplicates": result.duplicates,
+                "attachments": attachments,
+                "dropped_items": envelope.other_items if envelope is not None else {},
                 "rejected": [{"index": r.index, "reason": r.reason, "field": r.field, "detail": r.detail} for r in result.rejected],
             }
         )
@@ -328,6 +347,49 @@ def issues_list(project_id: int | None, limit: int | None, as_json: bool) -> Non
         emit_json(rows)
     else:
         print_issues(rows, total=len(rows))
+
+
+@main.group()
+def events() -> None:
+    """Stored events."""
+
+
+@events.command("show")
+@click.argument("project_id", type=int)
+@click.argument("event_id")
+@click.option("--json", "as_json", is_flag=True)
+def events_show(project_id: int, event_id: str, as_json: bool) -> None:
+    """Print a stored event (its body from the KV store) and its attachments."""
+    from eventpipe.ingest.stored import show_event
+    from eventpipe.pipeline.errors import InvalidEvent
+    from eventpipe.pipeline.normalize import normalize_event_id
+
+    try:
+        eid = normalize_event_id(event_id)
+    except InvalidEvent as exc:
+        raise click.BadParameter(f"{exc.detail}; copy the id from `eventpipe send --json` or the SDK") from None
+    shown = show_event(runtime().store, project_id, eid)
+    if shown is None:
+        if as_json:
+            emit_json({"error": "not_found", "project_id": project_id, "event_id": eid})
+        err.print(f"[red]no stored event {eid} in project {project_id}[/red]: check the ids (`eventpipe issues list`)")
+        sys.exit(1)
+    if as_json:
+        emit_json(shown)
+        return
+    event = shown["event"]
+    out.print(f"event {eid} (project {project_id}, key {shown['key']})")
+    for key in ("level", "platform", "message", "culprit", "transaction", "release", "environment"):
+        if event.get(key):
+            out.print(f"  {key}: {event[key]}", soft_wrap=True)
+    for exc in event.get("exception") or []:
+        out.print(f"  exception: {exc.get('type')}: {exc.get('value')}", soft_wrap=True)
+    for e in event.get("errors") or []:
+        out.print(f"  repaired {e.get('field')}: {e.get('error')}", soft_wrap=True)
+    atts = shown["attachments"]
+    out.print(f"  attachments: {len(atts)}")
+    for a in atts:
+        out.print(f"    {a['filename']} ({a['content_type']}, {a['size']} bytes) at {a['key']}")
 
 
 def _attach_subsystems() -> None:

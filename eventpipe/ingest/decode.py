@@ -120,9 +120,19 @@ class _Brotli:
         return bytes(out)
 
     def finish(self) -> bytes:
-        if not self.decompressor.is_finished():
-            raise UndecodableBody("the br body is truncated")
-        return b""
+        out = bytearray()
+        try:
+            while not self.decompressor.is_finished():  # drain output held back by the buffer limit
+                piece = self.decompressor.process(b"", output_buffer_limit=_READ)
+                if not piece:
+                    raise UndecodableBody("the br body is truncated")
+                out += piece
+                if self.produced + len(out) > self.limit:
+                    raise BodyTooLarge(self.limit)
+        except brotli.error as exc:
+            raise UndecodableBody(f"cannot decompress the br body: {exc}") from None
+        self.produced += len(out)
+        return bytes(out)
 
 
 SUPPORTED_ENCODINGS = ("br", "gzip", "x-gzip", "deflate", "identity")
