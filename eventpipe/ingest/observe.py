@@ -13,6 +13,7 @@ from prometheus_client import Counter
 log = logging.getLogger("eventpipe.ingest")
 
 REJECTED = Counter("eventpipe_ingest_rejected", "Ingest requests answered 4xx, by reason", ("reason", "status"))
+BODIES = Counter("eventpipe_ingest_bodies", "Request bodies read, by Content-Encoding", ("encoding",))
 ITEMS = Counter("eventpipe_ingest_items", "Items received by the ingest endpoint, by type and outcome", ("type", "outcome"))
 
 

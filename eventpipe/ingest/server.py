@@ -31,7 +31,7 @@ from starlette.routing import Route
 
 from eventpipe.ingest.cors import cors_headers, origin_allowed, parse_origins, preflight_headers
 from eventpipe.ingest.decode import BodyTooLarge, UndecodableBody, decode_legacy_store_body, decoder_for
-from eventpipe.ingest.observe import RejectionLog, count_items
+from eventpipe.ingest.observe import BODIES, RejectionLog, count_items
 from eventpipe.ingest.stored import store_attachments
 from eventpipe.ingest.submit import SubmitError, SubmitResult, submit_many
 from eventpipe.metadata.models import Project
@@ -162,6 +162,7 @@ def create_app(rt: Runtime, *, rate_per_project: float = 1000.0, burst: float = 
                 if len(out) > limit:
                     raise BodyTooLarge(limit)
             out += decoder.finish()
+            BODIES.labels(encoding=(request.headers.get("content-encoding") or "identity").strip().lower()).inc()
         except BodyTooLarge as exc:
             raise Rejected(413, "too_large", str(exc)) from None
         except UndecodableBody as exc:
