@@ -50,7 +50,7 @@ def default_components(event: dict[str, Any]) -> list[str]:
         return ["stacktrace", *_frame_components(frames)]
     logentry = event.get("logentry") or {}
     template = logentry.get("message") or message_template(event.get("message", ""))
-    return [f"message:{template}"]
+    return [f"message:{template}"] if template else [f"title:{event_title(event)}"]
 
 
 def _frame_components(frames: list[dict[str, Any]]) -> list[str]:
@@ -98,6 +98,8 @@ def event_title(event: dict[str, Any]) -> str:
         lines = str(exc.get("value") or "").splitlines()
         first = lines[0] if lines else ""
         return f"{etype}: {truncatechars(first, 100)}" if first else etype
+    if event.get("type") == "error":
+        return "<unknown>"  # exception values were sent, none usable: the reference's error title
     message = (event.get("message") or "").strip()
     if message:
         return truncatechars(message.splitlines()[0], 100)

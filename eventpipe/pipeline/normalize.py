@@ -72,9 +72,13 @@ def normalize_event(data: Any, *, project_id: int, received: float, client_ip: s
         out["message"] = message[0]
         if message[1] is not None:
             out["logentry"] = {"message": message[1]}
-    exceptions = _exceptions(data.get("exception"), errors)
+    raw_exception = data.get("exception")
+    exceptions = _exceptions(raw_exception, errors)
     if exceptions:
         out["exception"] = exceptions
+    # The reference's event type: "error" when the client sent exception values, even if every
+    # one of them had to be dropped (such an event is titled "<unknown>", not "<unlabeled event>").
+    out["type"] = "error" if _has_exception_values(raw_exception) else "default"
     if data.get("stacktrace") is not None:
         frames = _frames(data["stacktrace"], "stacktrace", errors)
         if frames:
@@ -110,6 +114,12 @@ def normalize_event(data: Any, *, project_id: int, received: float, client_ip: s
     if errors:
         out["errors"] = errors[:50]
     return out
+
+
+def _has_exception_values(value: Any) -> bool:
+    if isinstance(value, dict):
+        value = value.get("values", [value] if ("type" in value or "value" in value) else None)
+    return isinstance(value, list) and bool(value)
 
 
 def _error(errors: list[dict[str, str]], kind: str, field: str, text: str) -> None:
