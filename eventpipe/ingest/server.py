@@ -43,7 +43,7 @@ from eventpipe.pipeline.jsonload import loads_tolerant
 if TYPE_CHECKING:
     from eventpipe.runtime import Runtime
 
-_KEY_RE = re.compile(r"sentry_key=([0-9a-fA-F]+)")
+_KEY_RE = re.compile(r"sentry_key=([0-9a-fA-F]+)|^\s*DSN\s+\S*?://([0-9a-fA-F]+)[:@]")
 MAX_ATTACHMENT_BYTES = 100 * 1024 * 1024  # per envelope, as the reference system
 _EVENT_KEYS = ("exception", "message", "logentry", "stacktrace", "sentry.interfaces.Exception", "sentry.interfaces.Message")
 
@@ -126,7 +126,7 @@ def create_app(rt: Runtime, *, rate_per_project: float = 1000.0, burst: float = 
         for header in ("x-sentry-auth", "authorization"):
             match = _KEY_RE.search(request.headers.get(header, ""))
             if match:
-                given = match.group(1)
+                given = match.group(1) or match.group(2)
                 break
         given = given or request.query_params.get("sentry_key")
         if not given:

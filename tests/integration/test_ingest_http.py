@@ -28,10 +28,12 @@ def test_every_request_is_authenticated(make_runtime):
     assert c.post("/api/7/store/", json=event).status_code == 401
     assert c.post("/api/7/store/", json=event, headers=auth("0" * 32)).status_code == 403
     assert c.post("/api/8/store/", json=event, headers=auth(key)).status_code == 403  # key of another project
+    dsn = c.post("/api/7/store/", json=event, headers={"Authorization": f"DSN http://{key}@127.0.0.1:8000/7"})
+    assert dsn.status_code == 200
     ok = c.post(f"/api/7/store/?sentry_key={key}", json=event)
     assert ok.status_code == 200 and len(ok.json()["id"]) == 32
     rt.broker.run_until_idle()
-    assert totals(rt.db)["events_stored"] == 1
+    assert totals(rt.db)["events_stored"] == 2
 
 
 def test_store_envelope_gzip_and_dedupe(make_runtime):
