@@ -21,7 +21,6 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import click
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -33,7 +32,8 @@ from eventpipe.ingest.cors import cors_headers, origin_allowed, parse_origins, p
 from eventpipe.ingest.decode import BodyTooLarge, UndecodableBody, decode_legacy_store_body, decoder_for
 from eventpipe.ingest.observe import BODIES, RejectionLog, count_items
 from eventpipe.ingest.stored import store_attachments
-from eventpipe.ingest.submit import SubmitError, SubmitResult, submit_many
+from eventpipe.ingest.batcher import AsyncGroupCommit
+from eventpipe.ingest.submit import Batch, SubmitError, Submitter, SubmitResult
 from eventpipe.metadata.models import Project
 from eventpipe.pipeline.envelope import Envelope, parse_envelope
 from eventpipe.pipeline.errors import InvalidEvent
@@ -84,11 +84,6 @@ class ProjectAccess:
     origins: list[str]
 
 
-def submit_events(rt: Runtime, project_id: int, events: list[Any]) -> SubmitResult:
-    """The one call from HTTP into the accept path (swap it for a batched submitter here)."""
-    return submit_many(rt, project_id, events)
-
-
 def classify_json(data: dict[str, Any]) -> str:
     """What a JSON object posted to the store endpoint is: an event, or an item we drop."""
     if data.get("type") == "transaction":
@@ -106,6 +101,19 @@ def classify_json(data: dict[str, Any]) -> str:
 
 def create_app(rt: Runtime, *, rate_per_project: float = 1000.0, burst: float = 2000.0) -> Starlette:
     limiter = TokenBucket(rate_per_project, burst)
+    submitter = Submitter(rt.context)
+    batcher: AsyncGroupCommit[Batch, SubmitResult | SubmitError] | None = None
+
+    async def submit_events(project_id: int, events: list[Any]) -> SubmitResult:
+        """The one call into the accept path: coalesced with concurrent requests."""
+        nonlocal batcher
+        if batcher is None:  # created on the server's event loop
+            batcher = AsyncGroupCommit(submitter.submit_batches)
+        outcome = await batcher.submit((project_id, events))
+        if isinstance(outcome, SubmitError):
+            raise outcome
+        return outcome
+
     rejections = RejectionLog()
     cache: dict[int, tuple[float, ProjectAccess | None]] = {}
     event_limit = rt.settings.max_event_bytes
@@ -180,7 +188,7 @@ def create_app(rt: Runtime, *, rate_per_project: float = 1000.0, burst: float = 
 
     async def accept(project_id: int, events: list[Any]) -> SubmitResult:
         try:
-            result = await run_in_threadpool(submit_events, rt, project_id, events)
+            result = await submit_events(project_id, events)
         except SubmitError as exc:
             raise Rejected(503, "unavailable", str(exc), {"Retry-After": "5"}) from None
         if result.rejected:
@@ -303,34 +311,3 @@ def create_app(rt: Runtime, *, rate_per_project: float = 1000.0, burst: float = 
             Route("/metrics", metrics, methods=["GET"]),
         ]
     )
-
-
-@click.group("ingest")
-def ingest() -> None:
-    """The HTTP ingest endpoint."""
-
-
-@ingest.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8000, show_default=True)
-@click.option("--rate", type=float, default=1000.0, show_default=True, help="events/s per project")
-@click.option("--burst", type=float, default=None, help="burst size per project (default: 2 x rate)")
-def serve(host: str, port: int, rate: float, burst: float | None) -> None:
-    """Serve Sentry's store and envelope endpoints; in the embedded mode, workers run in-process."""
-    import uvicorn
-
-    from eventpipe.runtime import open_runtime
-
-    rt = open_runtime()
-    worker = None
-    if rt.settings.embedded:
-        import dramatiq
-
-        worker = dramatiq.Worker(rt.broker, worker_threads=4)
-        worker.start()
-    try:
-        app = create_app(rt, rate_per_project=rate, burst=burst if burst is not None else rate * 2)
-        uvicorn.run(app, host=host, port=port, log_level="warning")
-    finally:
-        if worker is not None:
-            worker.stop()

@@ -71,7 +71,7 @@ def normalize_event(data: Any, *, project_id: int, received: float, client_ip: s
     if message:
         out["message"] = message[0]
         if message[1] is not None:
-            out["logentry"] = {"message": message[1]}
+            out["logentry"] = {"message": message[1], "formatted": message[0]}
     raw_exception = data.get("exception")
     exceptions = _exceptions(raw_exception, errors)
     if exceptions:
@@ -283,7 +283,9 @@ def _exceptions(value: Any, errors: list[dict[str, str]]) -> list[dict[str, Any]
             item["module"] = _clip(exc["module"])
         if isinstance(exc.get("mechanism"), dict):
             item["mechanism"] = _bounded(exc["mechanism"], "mechanism", 0)
-        item["frames"] = _frames(exc.get("stacktrace"), f"{path}.stacktrace", errors)
+        # ``frames`` inline is this module's own output shape: normalizing twice changes nothing
+        stacktrace = exc.get("stacktrace") if exc.get("stacktrace") is not None or "frames" not in exc else {"frames": exc["frames"]}
+        item["frames"] = _frames(stacktrace, f"{path}.stacktrace", errors)
         out.append(item)
     return out
 
