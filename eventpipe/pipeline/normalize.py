@@ -58,7 +58,7 @@ def normalize_event(data: Any, *, project_id: int, received: float, client_ip: s
     if not isinstance(data, dict):
         raise InvalidEvent("not_an_object", "$", f"an event must be a JSON object, got {type(data).__name__}")
     data = canonical_interfaces(resolve_auto_ip(data, client_ip))
-    errors: list[dict[str, str]] = []
+    errors = _prior_errors(data.get("errors"))  # kept, so normalizing twice changes nothing
     out: dict[str, Any] = {
         "event_id": _event_id(data.get("event_id"), errors),
         "project_id": project_id,
@@ -78,7 +78,8 @@ def normalize_event(data: Any, *, project_id: int, received: float, client_ip: s
         out["exception"] = exceptions
     # The reference's event type: "error" when the client sent exception values, even if every
     # one of them had to be dropped (such an event is titled "<unknown>", not "<unlabeled event>").
-    out["type"] = "error" if _has_exception_values(raw_exception) else "default"
+    dropped_all = data.get("type") == "error" and any(e["field"].startswith("exception") for e in errors)
+    out["type"] = "error" if _has_exception_values(raw_exception) or dropped_all else "default"
     if data.get("stacktrace") is not None:
         frames = _frames(data["stacktrace"], "stacktrace", errors)
         if frames:
@@ -114,6 +115,17 @@ def normalize_event(data: Any, *, project_id: int, received: float, client_ip: s
     if errors:
         out["errors"] = errors[:50]
     return out
+
+
+def _prior_errors(value: Any) -> list[dict[str, str]]:
+    """Repairs recorded by an earlier normalization (or sent by a client) that have our shape."""
+    if not isinstance(value, list):
+        return []
+    return [
+        {"type": str(e["type"])[:64], "field": str(e["field"])[:200], "error": str(e["error"])[:500]}
+        for e in value[:50]
+        if isinstance(e, dict) and all(isinstance(e.get(k), str) for k in ("type", "field", "error"))
+    ]
 
 
 def _has_exception_values(value: Any) -> bool:
