@@ -24,18 +24,9 @@ def serve(host: str, port: int, rate: float, burst: float | None) -> None:
     from eventpipe.ingest.server import create_app
 
     rt = open_rt()
-    worker = None
-    if rt.settings.embedded:
-        import dramatiq
-
-        worker = dramatiq.Worker(rt.broker, worker_threads=4)
-        worker.start()
-    try:
-        app = create_app(rt, rate_per_project=rate, burst=burst if burst is not None else rate * 2)
+    app = create_app(rt, rate_per_project=rate, burst=burst if burst is not None else rate * 2)
+    with rt.broker.workers(threads=4):  # the embedded broker's workers run in this process
         uvicorn.run(app, host=host, port=port, log_level="warning")
-    finally:
-        if worker is not None:
-            worker.stop()
 
 
 __all__ = ["ingest"]

@@ -81,3 +81,23 @@ def test_json_or_envelope_is_decided_by_parsing():
     pretty = b'{\n  "type": "error",\n  "message": "hello"\n}\n'
     assert not looks_like_envelope(pretty)
     assert looks_like_envelope(b'{}\n{"type":"event"}\n{"message":"x"}\n')
+
+
+def test_bodies_written_by_earlier_versions_still_decode():
+    import struct
+    import zlib
+
+    import zstandard
+
+    from eventpipe.kvstore.codec import COMPRESS_MIN_BYTES, MAGIC
+
+    body = b'{"message": "' + b"level three " * 400 + b'"}'
+    level3 = MAGIC + struct.pack(">BI", 1, zlib.crc32(body)) + zstandard.ZstdCompressor(level=3).compress(body)
+    assert decode("k", level3) == body  # the level it was written with does not matter
+    small = b'{"m": "' + b"s" * 300 + b'"}'
+    assert len(small) < COMPRESS_MIN_BYTES
+    raw_frame = encode(small)
+    assert raw_frame[len(MAGIC)] == 0 and raw_frame.endswith(small)  # stored raw, format byte 0
+    assert decode("k", raw_frame) == small
+    big = encode(body)
+    assert big[len(MAGIC)] == 1 and len(big) < len(body) // 5
