@@ -81,7 +81,8 @@ def normalize_event(data: Any, *, project_id: int, received: float, client_ip: s
     dropped_all = data.get("type") == "error" and any(e["field"].startswith("exception") for e in errors)
     out["type"] = "error" if _has_exception_values(raw_exception) or dropped_all else "default"
     if data.get("stacktrace") is not None:
-        frames = _frames(data["stacktrace"], "stacktrace", errors)
+        # frame vars dropped here: scrub_event filters exception frames' vars only
+        frames = [{k: v for k, v in f.items() if k != "vars"} for f in _frames(data["stacktrace"], "stacktrace", errors)]
         if frames:
             out["stacktrace"] = {"frames": frames}
     if data.get("fingerprint") is not None:
@@ -97,7 +98,8 @@ def normalize_event(data: Any, *, project_id: int, received: float, client_ip: s
         else:
             _error(errors, "invalid_data", key, f"expected a string, got {type(value).__name__}; dropped")
     out["tags"] = _tags(data.get("tags"), errors)
-    for key in ("extra", "user", "request", "contexts", "sdk", "template", "csp", "threads", "debug_meta", "modules"):
+    # (threads are not kept: their frames' vars would bypass scrubbing)
+    for key in ("extra", "user", "request", "contexts", "sdk", "template", "csp", "debug_meta", "modules"):
         value = data.get(key)
         if value is None:
             continue
