@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     min_backoff_ms: int = Field(default=1000, ge=1)
     max_backoff_ms: int = Field(default=300_000, ge=1)
     max_event_bytes: int = Field(default=1_000_000, ge=1024, description="largest accepted event body")
+    max_attachment_bytes: int = Field(
+        default=100 * 1024 * 1024, ge=0, description="largest total of attachments in one envelope (not counted in the event)"
+    )
     worker_recycle_tasks: int = Field(default=0, ge=0, description="recycle a worker child after N tasks")
     worker_recycle_rss_mb: int = Field(default=0, ge=0, description="recycle a worker child above N MB RSS")
     shutdown_grace_seconds: float = Field(default=30.0, gt=0)

@@ -21,8 +21,8 @@ from rich.text import Text
 
 from eventpipe.ops.moves import check_queue, drain_node_now, drain_queue_now, purge_queue
 from eventpipe.ops.nodes import find_node, nodes_for
-from eventpipe.ops.state import clear_drained, open_queue, pause_queue, resume_queue
-from eventpipe.ops.state import paused as paused_rows
+from eventpipe.metadata.flags import clear_drained, open_queue, pause_queue, resume_queue
+from eventpipe.metadata.flags import paused as paused_rows
 from eventpipe.ops.status import Report, collect
 
 from ._common import ExitCode, confirm_or_abort, emit_json, err, group, json_option, open_rt, out

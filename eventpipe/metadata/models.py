@@ -39,6 +39,9 @@ class Project(Base):
     ingest_key: Mapped[str] = mapped_column(String(64), unique=True)
     retention_days: Mapped[int] = mapped_column(Integer, default=90)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    # Browser origins allowed to send events (CORS), whitespace-separated: "*", an origin, a host
+    # or "*.example.com" (see eventpipe.ingest.cors). Migration 0006_sdk.
+    allowed_origins: Mapped[str] = mapped_column(Text, default="*", server_default="*")
 
 
 class Issue(Base):

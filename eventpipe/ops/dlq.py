@@ -299,7 +299,7 @@ def walk(rt: Any, flt: Filter, *, action: str = "list") -> Outcome:
     """List, replay or purge the dead letters matching ``flt`` wherever this deployment keeps them:
     the ``dead_letters`` table in the embedded mode, every node's DLQs with RabbitMQ. Replayed
     work in the embedded mode runs here and now, or it would vanish with the process."""
-    if rt.settings.embedded:
+    if rt.broker.in_process:  # its dead letters are kept in SQL, since its queues die with the process
         result = sql_walk(rt, flt, action=action)
         if action == "replay" and result.replayed:
             rt.broker.run_until_idle()

@@ -27,7 +27,7 @@ from eventpipe.queues.topology import Topology
 
 from .nodes import OpsError, find_node, nodes_for
 from .plan import Load, Move
-from .state import CACHE_S, close_queue, load_drained_nodes, mark_drained
+from eventpipe.metadata.flags import CACHE_S, close_queue, load_drained_nodes, mark_drained
 
 log = logging.getLogger("eventpipe.ops")
 
@@ -330,8 +330,8 @@ def drain_queue_now(rt: Any, queue: str, *, timeout_s: float = 3600.0,
     check_queue(rt, queue)
     close_queue(rt.db, queue, reason="eventpipe ops drain --queue")
     t0 = time.monotonic()
-    if rt.settings.embedded:
-        rt.broker.run_until_idle()
+    rt.broker.run_until_idle()  # an in-process broker's queue is run dry here
+    if rt.broker.in_process:
         return time.monotonic() - t0
     try:
         return float(wait_empty(nodes_for(rt.settings), rt.topology.queue(queue), timeout_s=timeout_s,
@@ -360,32 +360,8 @@ def purge_queue(rt: Any, queue: str) -> PurgeResult:
     check_queue(rt, queue)
     physical = rt.topology.queue(queue)
     result = PurgeResult(queue)
-    if rt.settings.embedded:
-        # the embedded broker's queues live in this process (normally empty for a CLI process)
-        q = rt.broker.queues.get(physical)
-        result.per_node["embedded"] = q.qsize() if q is not None else 0
-        if q is not None:
-            rt.broker.flush(physical)
-        return result
-    for node in nodes_for(rt.settings):
-        try:
-            conn = connect(node.amqp_url)
-        except Exception as exc:  # noqa: BLE001 - report the node, purge the others
-            result.per_node[node.host_port] = None
-            result.errors.append(f"{node.host_port}: unreachable ({type(exc).__name__})")
-            continue
-        try:
-            result.per_node[node.host_port] = int(conn.channel().queue_purge(physical).method.message_count)
-        except pika.exceptions.ChannelClosedByBroker as exc:
-            if exc.reply_code == 404:  # the queue was never declared there: nothing to purge
-                result.per_node[node.host_port] = 0
-            else:
-                result.per_node[node.host_port] = None
-                result.errors.append(f"{node.host_port}: {exc}")
-        except Exception as exc:  # noqa: BLE001
-            result.per_node[node.host_port] = None
-            result.errors.append(f"{node.host_port}: {exc}")
-        finally:
-            if conn.is_open:
-                conn.close()
+    for node, count in rt.broker.purge(physical).items():
+        result.per_node[node] = count
+        if count is None:
+            result.errors.append(f"{node}: unreachable or refused the purge")
     return result

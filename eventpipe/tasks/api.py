@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from eventpipe.errors import EventpipeError, UnknownTask
 
-from eventpipe.errors import EventpipeError, UnknownTask
 
 if TYPE_CHECKING:
     from eventpipe.config import Settings

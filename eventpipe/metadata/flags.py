@@ -90,7 +90,7 @@ def load_closed_queues(db: Any) -> set[str]:
 
 
 def closed_queues(db: Any) -> set[str]:
-    """Logical queues refusing new work; cached ~2 s (read by :class:`eventpipe.ops.gate.QueueGate`)."""
+    """Logical queues refusing new work; cached ~2 s (read by :class:`eventpipe.middleware.gate.QueueGate`)."""
     return set(_cache.get(("closed", db.url), lambda: load_closed_queues(db), set()))
 
 
