@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     min_backoff_ms: int = Field(default=1000, ge=1)
     max_backoff_ms: int = Field(default=300_000, ge=1)
     max_event_bytes: int = Field(default=1_000_000, ge=1024, description="largest accepted event body")
+    ingest_deadline_seconds: float = Field(
+        default=5.0, gt=0, le=300, description="ingest answers 503 + Retry-After when a batch is not confirmed in time"
+    )
     max_attachment_bytes: int = Field(
         default=100 * 1024 * 1024, ge=0, description="largest total of attachments in one envelope (not counted in the event)"
     )

@@ -14,6 +14,8 @@ means confirmed by the broker (see ingest.submit).
 
 from __future__ import annotations
 
+import asyncio
+
 import hmac
 import re
 import threading
@@ -21,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy.exc
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -109,7 +112,13 @@ def create_app(rt: Runtime, *, rate_per_project: float = 1000.0, burst: float = 
         nonlocal batcher
         if batcher is None:  # created on the server's event loop
             batcher = AsyncGroupCommit(submitter.submit_batches)
-        outcome = await batcher.submit((project_id, events))
+        try:
+            # Never hang a client on a broker that is blocked (memory alarm) or gone: past the
+            # deadline it gets 503 + Retry-After and resends; a late publish is absorbed at save.
+            outcome = await asyncio.wait_for(batcher.submit((project_id, events)), rt.settings.ingest_deadline_seconds)
+        except TimeoutError:
+            raise SubmitError(f"not confirmed within {rt.settings.ingest_deadline_seconds:g} s (broker or body store slow or "
+                              "unreachable); resend the event") from None
         if isinstance(outcome, SubmitError):
             raise outcome
         return outcome
@@ -120,12 +129,20 @@ def create_app(rt: Runtime, *, rate_per_project: float = 1000.0, burst: float = 
     attachment_limit = getattr(rt.settings, "max_attachment_bytes", MAX_ATTACHMENT_BYTES)
 
     def project_access(project_id: int) -> ProjectAccess | None:
+        """The project's key and origins, cached 10 s. With the database down, a key seen before
+        keeps working (ingest needs no database); an unknown one is answered 503, not 500."""
         cached = cache.get(project_id)
         if cached is not None and time.monotonic() - cached[0] < 10:
             return cached[1]
-        with rt.db.session() as s:
-            project = s.get(Project, project_id)
-            access = ProjectAccess(project.ingest_key, parse_origins(project.allowed_origins)) if project else None
+        try:
+            with rt.db.session() as s:
+                project = s.get(Project, project_id)
+                access = ProjectAccess(project.ingest_key, parse_origins(project.allowed_origins)) if project else None
+        except sqlalchemy.exc.SQLAlchemyError as exc:
+            if cached is not None:
+                return cached[1]
+            raise Rejected(503, "unavailable", f"cannot check the project key: the metadata database is unreachable ({type(exc).__name__})",
+                           {"Retry-After": "5"}) from None
         cache[project_id] = (time.monotonic(), access)
         return access
 
