@@ -15,3 +15,15 @@ periodic("rollups.hourly", cron="5 * * * *", expires_s=45 * 60, catch_up="once")
 
 # Daily rollups a quarter past midnight UTC; after downtime run once to catch up.
 periodic("rollups.daily", cron="15 0 * * *", expires_s=6 * 3600, catch_up="once")
+
+# Digests leave within seconds of their due time; the same run re-sends work a crash left pending.
+periodic("notify.schedule_digests", every="5s", expires_s=15)
+
+# Spike rules read the rollups once a minute.
+periodic("notify.spike_alert", every="1m", expires_s=90)
+
+# Cron monitors: missed and failed check-ins become issues within a minute.
+periodic("monitors.check", every="1m", expires_s=90)
+
+# Weekly reports, Monday 09:00 UTC; after downtime one run catches up.
+periodic("reports.prepare_weekly", cron="0 9 * * 1", expires_s=12 * 3600, catch_up="once")
