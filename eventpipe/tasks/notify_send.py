@@ -67,6 +67,11 @@ def _refused(rt: Runtime, row: NotificationSend, exc: transport.Rejected) -> Non
 @task("notify.send_email", queue="notify.send", max_retries=100)
 def send_email(rt: Runtime, *, send_id: int) -> str:
     """Send one recorded digest email over SMTP (``EVENTPIPE_SMTP_URL``), at most once."""
+    return deliver_email(rt, send_id)
+
+
+def deliver_email(rt: Runtime, send_id: int) -> str:
+    """Claim, send over SMTP, mark: the one email path (digests, reports)."""
     row = _claim(rt, send_id)
     if row is None:
         return "skipped"  # already sent, in flight, dead, or gone
