@@ -104,7 +104,10 @@ def _window_count(rt: Runtime, item: dict[str, Any], cond: conditions.Condition)
 
 
 def claim_throttle(s: Session, rule_id: int, issue_id: int, now: datetime, throttle_minutes: int) -> bool:
-    """Compare-and-set: True for exactly one caller per throttle window (rule, issue)."""
+    """Compare-and-set: True for exactly one caller per throttle window (rule, issue). Throttle 0
+    means every notification fires (repeats are caught by the unique keys of what fan_out writes)."""
+    if throttle_minutes <= 0:
+        return True
     if insert_ignore(s, RuleFireState, [{"rule_id": rule_id, "issue_id": issue_id, "last_fired_at": now, "fired": 1}], ["rule_id", "issue_id"]) == 1:
         return True
     cutoff = conditions.throttle_cutoff(now, throttle_minutes)
@@ -166,7 +169,7 @@ def issue_facts(s: Session, issue_ids: Sequence[int]) -> dict[int, IssueFacts]:
     ids = [i for i in issue_ids if i]
     if not ids:
         return {}
-    counts = dict(s.execute(select(Event.issue_id, func.count()).where(Event.issue_id.in_(ids)).group_by(Event.issue_id)).tuples().all())
+    counts = dict(s.execute(select(Event.issue_id, func.count()).where(Event.issue_id.in_(ids)).group_by(Event.issue_id)).all())
     return {
         r.id: IssueFacts(r.id, r.title, r.culprit, r.level, r.status, int(counts.get(r.id, 0)))
         for r in s.execute(select(Issue.id, Issue.title, Issue.culprit, Issue.level, Issue.status).where(Issue.id.in_(ids)))
@@ -189,7 +192,7 @@ def schedule_digests(rt: Runtime) -> dict[str, int]:
                     NotificationSend.claimed_at < stale_retry,
                 ),
             ).limit(1000)
-        ).tuples().all()
+        ).all()
     if due:
         rt.enqueue_many("notify.deliver_digest", [{"project_id": p} for p in due])
     _enqueue_sends(rt, stuck)

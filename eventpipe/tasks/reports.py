@@ -46,13 +46,13 @@ def build_report(rt: Runtime, project_id: int, end: datetime) -> WeeklyReport:
         volume = dict(s.execute(
             select(Rollup.bucket, Rollup.count).where(Rollup.resolution == "day", Rollup.project_id == project_id,
                                                       Rollup.issue_id == 0, Rollup.bucket >= start, Rollup.bucket < end)
-        ).tuples().all())
+        ).all())
         per_issue = dict(s.execute(
             select(Rollup.issue_id, func.sum(Rollup.count)).where(Rollup.resolution == "day", Rollup.project_id == project_id,
                                                                   Rollup.issue_id != 0, Rollup.bucket >= start, Rollup.bucket < end)
             .group_by(Rollup.issue_id)
-        ).tuples().all())
-        titles = dict(s.execute(select(Issue.id, Issue.title).where(Issue.project_id == project_id, Issue.id.in_(per_issue))).tuples().all())
+        ).all())
+        titles = dict(s.execute(select(Issue.id, Issue.title).where(Issue.project_id == project_id, Issue.id.in_(per_issue))).all())
         new = s.execute(select(Issue.id, Issue.title).where(Issue.project_id == project_id, Issue.first_seen >= start, Issue.first_seen < end)).all()
         resolved = s.execute(select(Issue.id, Issue.title).where(Issue.project_id == project_id, Issue.status == "resolved",
                                                                  Issue.resolved_at >= start, Issue.resolved_at < end)).all()
