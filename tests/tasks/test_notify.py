@@ -24,10 +24,11 @@ FLOOD = int(os.environ.get("EVENTPIPE_TEST_FLOOD_EVENTS", "20000"))
 
 
 def notify_runtime(make_runtime, db_url, box, **extra):
-    return make_runtime(
+    settings = dict(
         database_url=db_url, smtp_url=box.url, webhook_secret=SECRET, email_from="alerts@eventpipe.test",
-        digest_delay_seconds=1, digest_max_delay_seconds=4, min_backoff_ms=10, max_backoff_ms=50, **extra,
+        digest_delay_seconds=1, digest_max_delay_seconds=4, min_backoff_ms=10, max_backoff_ms=50,
     )
+    return make_runtime(**{**settings, **extra})
 
 
 def sends(rt, **where):
