@@ -9,7 +9,7 @@ report a failure once."""
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
@@ -26,9 +26,10 @@ if TYPE_CHECKING:
 
 
 @task("monitors.check", queue="monitors")
-def check(rt: Runtime) -> list[dict[str, Any]]:
-    """Open an issue for every missed or failed check-in since the last run."""
-    now = utcnow()
+def check(rt: Runtime, *, now: str | None = None) -> list[dict[str, Any]]:
+    """Open an issue for every missed or failed check-in since the last run (``now``: judge as of
+    that ISO instant instead of the clock)."""
+    now_dt = datetime.fromisoformat(now) if now else utcnow()
     opened: list[dict[str, Any]] = []
     activities: list[dict[str, Any]] = []
     with rt.db.session() as s:
@@ -36,17 +37,19 @@ def check(rt: Runtime) -> list[dict[str, Any]]:
     for m in monitors:
         margin = timedelta(minutes=m.margin_minutes)
         since = m.checked_until or m.created_at
+        if now_dt <= since:
+            continue
         with rt.db.session() as s:
             checkins = [CheckInFact(c.received_at, c.status) for c in s.execute(
                 select(CheckIn.received_at, CheckIn.status).where(CheckIn.monitor_id == m.id, CheckIn.received_at > since - 2 * margin)
             )]
-            failures, watermark = judge(m.schedule, margin, since, now, checkins)
+            failures, watermark = judge(m.schedule, margin, since, now_dt, checkins)
             moved = s.execute(update(CronMonitor).where(CronMonitor.id == m.id, CronMonitor.checked_until == m.checked_until)
                               .values(checked_until=watermark)).rowcount
             if not moved:
                 continue  # another run judged this stretch
             for f in failures:
-                issue_id, kind = _open_issue(s, m, f, now)
+                issue_id, kind = _open_issue(s, m, f, now_dt)
                 opened.append({"monitor": m.slug, "project_id": m.project_id, "issue_id": issue_id, "reason": f.reason, "at": f.at.isoformat()})
                 activities.append({"project_id": m.project_id, "issue_id": issue_id, "kind": kind,
                                    "key": f"monitor:{m.id}:{f.key}", "detail": {"monitor": m.slug, "reason": f.reason, "at": f.at.isoformat()}})
@@ -55,7 +58,7 @@ def check(rt: Runtime) -> list[dict[str, Any]]:
     return opened
 
 
-def _open_issue(s: Session, m: CronMonitor, f: Failure, now: Any) -> tuple[int, str]:
+def _open_issue(s: Session, m: CronMonitor, f: Failure, now: datetime) -> tuple[int, str]:
     """Upsert the monitor's issue (one per monitor and reason); returns (issue id, activity kind)."""
     fingerprint = hashlib.md5(f"monitor:{m.project_id}:{m.slug}:{f.reason}".encode()).hexdigest()
     title = f"Cron monitor {m.name!r} {'missed a check-in' if f.reason == 'missed' else 'reported a failure'}"
