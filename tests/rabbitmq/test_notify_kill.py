@@ -17,6 +17,19 @@ from tests.support.notify_servers import smtp_server  # noqa: F401 (fixture)
 RECIPIENTS = ["a@example.com", "b@example.com", "c@example.com"]
 
 
+def sender_of(supervisor: int, smtp_port: int) -> int:
+    """The worker process holding the SMTP connection."""
+    import psutil
+
+    for pid in children_of(supervisor):
+        try:
+            if any(c.raddr and c.raddr.port == smtp_port for c in psutil.Process(pid).net_connections(kind="tcp")):
+                return pid
+        except psutil.NoSuchProcess:
+            continue
+    raise AssertionError(f"no worker process of {supervisor} is connected to the SMTP server")
+
+
 def test_worker_killed_mid_digest_loses_and_doubles_nothing(rabbit_env, start_worker, pg_url, smtp_server, monkeypatch):
     env = {"EVENTPIPE_DATABASE_URL": pg_url, "EVENTPIPE_SMTP_URL": smtp_server.url,
            "EVENTPIPE_DIGEST_DELAY_SECONDS": "1", "EVENTPIPE_DIGEST_MAX_DELAY_SECONDS": "2"}
@@ -49,7 +62,7 @@ def test_worker_killed_mid_digest_loses_and_doubles_nothing(rabbit_env, start_wo
 
     worker = start_worker("--processes", "1", "--threads", "1", "--prefetch", "10", extra_env=env)
     assert first_data.wait(180), log_tail(worker)
-    victim = children_of(worker.pid)[0]
+    victim = sender_of(worker.pid, smtp_server.port)
     os.kill(victim, signal.SIGKILL)  # mid-send: the SMTP server got DATA, the worker never saw 250
     release.set()
 

@@ -34,6 +34,7 @@ class Mailbox:
     lock: threading.Lock = field(default_factory=threading.Lock)
     on_data: Callable[[Message], None] | None = None
     url: str = ""
+    port: int = 0
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd API)
         msg = email.message_from_bytes(envelope.content)
@@ -59,7 +60,7 @@ def smtp_server() -> Iterator[Mailbox]:
     port = free_port()
     controller = Controller(box, hostname="127.0.0.1", port=port)
     controller.start()
-    box.url = f"smtp://127.0.0.1:{port}"
+    box.url, box.port = f"smtp://127.0.0.1:{port}", port
     try:
         yield box
     finally:
