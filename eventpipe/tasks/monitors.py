@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -19,13 +19,13 @@ from eventpipe.metadata.db import utcnow
 from eventpipe.metadata.models import Activity, CheckIn, CronMonitor, GroupHash, Issue
 from eventpipe.metadata.repo import insert_ignore
 from eventpipe.pipeline.monitors import CheckInFact, Failure, judge
-from eventpipe.tasks.api import task
+from eventpipe.tasks.api import TaskContext, task
+from eventpipe.tasks.notify import send_activity
 
-if TYPE_CHECKING:
-    from eventpipe.runtime import Runtime
+Runtime = TaskContext
 
 
-@task("monitors.check", queue="monitors")
+@task("monitors.check", queue="monitors", every="1m", schedule={"expires_s": 90})
 def check(rt: Runtime, *, now: str | None = None) -> list[dict[str, Any]]:
     """Open an issue for every missed or failed check-in since the last run (``now``: judge as of
     that ISO instant instead of the clock)."""
@@ -54,7 +54,7 @@ def check(rt: Runtime, *, now: str | None = None) -> list[dict[str, Any]]:
                 activities.append({"project_id": m.project_id, "issue_id": issue_id, "kind": kind,
                                    "key": f"monitor:{m.id}:{f.key}", "detail": {"monitor": m.slug, "reason": f.reason, "at": f.at.isoformat()}})
     if activities:
-        rt.enqueue_many("notify.send_activity", activities)
+        rt.enqueue_many(send_activity, activities)
     return opened
 
 

@@ -20,7 +20,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -42,10 +42,10 @@ from eventpipe.metadata.repo import insert_ignore
 from eventpipe.notify.rules import Rule, project_rules
 from eventpipe.pipeline import conditions
 from eventpipe.pipeline.digests import IssueFacts, RecordFacts, Timeline, build_digest, on_add, on_deliver, webhook_body
-from eventpipe.tasks.api import task
+from eventpipe.tasks.api import TaskContext, task
+from eventpipe.tasks.notify_send import send_email, send_webhook
 
-if TYPE_CHECKING:
-    from eventpipe.runtime import Runtime
+Runtime = TaskContext  # tasks only need the context's db, settings and enqueueing
 
 # A never-attempted send still pending after this long lost its message (crash before enqueue).
 STALE_PENDING = timedelta(seconds=30)
@@ -54,18 +54,23 @@ STALE_PENDING = timedelta(seconds=30)
 def _enqueue_sends(rt: Runtime, sends: Iterable[tuple[int, str]]) -> None:
     by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for send_id, channel in sends:
-        by_task["notify.send_email" if channel == "email" else "notify.send_webhook"].append({"send_id": send_id})
-    for name, kwargs in by_task.items():
-        rt.enqueue_many(name, kwargs)
+        by_task["email" if channel == "email" else "webhook"].append({"send_id": send_id})
+    for channel, kwargs in by_task.items():
+        rt.enqueue_many(send_email if channel == "email" else send_webhook, kwargs)
 
 
 # Rule evaluation ---------------------------------------------------------------------------------
-@task("notify.evaluate_rules", queue="notify")
-def evaluate_rules(rt: Runtime, *, items: list[dict[str, Any]]) -> int:
+@task("notify.evaluate_rules", queue="notify", batch=True, batch_size=500)
+def evaluate_rules(ctx: TaskContext, items: list[dict[str, Any]]) -> None:
     """Check alert rules for saved events; record digest entries and webhook sends for those that fire.
 
     Each item: ``project_id``, ``issue_id``, ``event_id``, ``kinds`` (e.g. ``["first_seen"]``),
-    ``level``. Returns how many (rule, event) pairs fired."""
+    ``level`` (the items ``events.post_process`` receives)."""
+    evaluate(ctx, items)
+
+
+def evaluate(rt: TaskContext, items: list[dict[str, Any]]) -> int:
+    """:func:`evaluate_rules` returning how many (rule, event) pairs fired."""
     now = utcnow()
     candidates: list[tuple[Rule, dict[str, Any]]] = []
     for item in items:
@@ -149,7 +154,7 @@ def _after_commit(rt: Runtime, sends: Sequence[tuple[int, str]], ready_projects:
     _enqueue_sends(rt, sends)
     ready = [{"project_id": p} for p in sorted(ready_projects)]
     if ready:  # an idle project's first notification is delivered at once, not at the next tick
-        rt.enqueue_many("notify.deliver_digest", ready)
+        rt.enqueue_many(deliver_digest, ready)
 
 
 def timeline_add(s: Session, project_id: int, now: datetime, minimum: float, maximum: float) -> bool:
@@ -177,7 +182,7 @@ def issue_facts(s: Session, issue_ids: Sequence[int]) -> dict[int, IssueFacts]:
 
 
 # Digests -----------------------------------------------------------------------------------------
-@task("notify.schedule_digests", queue="notify")
+@task("notify.schedule_digests", queue="notify", every="5s", schedule={"expires_s": 15})
 def schedule_digests(rt: Runtime) -> dict[str, int]:
     """Enqueue delivery of every due digest; re-send sends a crash left pending (periodic, seconds)."""
     now = utcnow()
@@ -194,7 +199,7 @@ def schedule_digests(rt: Runtime) -> dict[str, int]:
             ).limit(1000)
         ).all()
     if due:
-        rt.enqueue_many("notify.deliver_digest", [{"project_id": p} for p in due])
+        rt.enqueue_many(deliver_digest, [{"project_id": p} for p in due])
     _enqueue_sends(rt, stuck)
     return {"due": len(due), "resent": len(stuck)}
 
@@ -257,7 +262,7 @@ def send_activity(rt: Runtime, *, project_id: int, issue_id: int, kind: str, key
     return len(rules)
 
 
-@task("notify.spike_alert", queue="notify")
+@task("notify.spike_alert", queue="notify", every="1m", schedule={"expires_s": 90})
 def spike_alert(rt: Runtime) -> int:
     """Fire ``spike:N/MINUTES`` rules whose project had at least N events in the window, read from
     rollups (minute buckets when present, else the hour buckets overlapping the window)."""

@@ -17,18 +17,15 @@ published: claim (``pending`` -> ``sending``, compare-and-set), talk to the remo
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
-
 import orjson
 from sqlalchemy import update
 
 from eventpipe.metadata.db import utcnow
 from eventpipe.metadata.models import NotificationSend
 from eventpipe.notify import transport
-from eventpipe.tasks.api import PermanentError, task
+from eventpipe.tasks.api import PermanentError, TaskContext, task
 
-if TYPE_CHECKING:
-    from eventpipe.runtime import Runtime
+Runtime = TaskContext
 
 log = logging.getLogger("eventpipe.notify")
 

@@ -6,19 +6,16 @@ it to ``reports.deliver``, the same claim -> SMTP -> mark path as digest email."
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
-
 from sqlalchemy import func, select
 
 from eventpipe.metadata.db import utcnow
 from eventpipe.metadata.models import AlertRule, Issue, NotificationSend, Project, Rollup
 from eventpipe.metadata.repo import insert_ignore
 from eventpipe.pipeline.reports import IssueLine, WeeklyReport, fill_days, top
-from eventpipe.tasks.api import task
+from eventpipe.tasks.api import TaskContext, task
 from eventpipe.tasks.notify_send import deliver_email
 
-if TYPE_CHECKING:
-    from eventpipe.runtime import Runtime
+Runtime = TaskContext
 
 DAYS = 7
 
@@ -27,14 +24,14 @@ def _period_end(now: datetime) -> datetime:
     return now.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-@task("reports.prepare_weekly", queue="reports")
+@task("reports.prepare_weekly", queue="reports", cron="0 9 * * 1", schedule={"expires_s": 12 * 3600, "catch_up": "once"})
 def prepare_weekly(rt: Runtime, *, end: str | None = None) -> int:
     """Start this week's report of every project that has email recipients (the 7 days before ``end``)."""
     period_end = datetime.fromisoformat(end) if end else _period_end(utcnow())
     with rt.db.session() as s:
         projects = sorted({p for p, emails in s.execute(select(AlertRule.project_id, AlertRule.emails)) if emails})
     if projects:
-        rt.enqueue_many("reports.prepare_project", [{"project_id": p, "end": period_end.isoformat()} for p in projects])
+        rt.enqueue_many(prepare_project, [{"project_id": p, "end": period_end.isoformat()} for p in projects])
     return len(projects)
 
 
@@ -81,7 +78,7 @@ def prepare_project(rt: Runtime, *, project_id: int, end: str) -> int:
                                                  "last_error": "", "created_at": now}], ["key"])
         ids = list(s.scalars(select(NotificationSend.id).where(NotificationSend.key.in_(keys), NotificationSend.status == "pending")))
     if ids:
-        rt.enqueue_many("reports.deliver", [{"send_id": i} for i in ids])
+        rt.enqueue_many(deliver, [{"send_id": i} for i in ids])
     return len(ids)
 
 

@@ -42,7 +42,7 @@ def test_worker_killed_mid_digest_loses_and_doubles_nothing(rabbit_env, start_wo
     from eventpipe.metadata.queries import ensure_project
     from eventpipe.notify.rules import add_rule
     from eventpipe.runtime import open_runtime
-    from eventpipe.tasks.notify import evaluate_rules
+    from eventpipe.tasks.notify import evaluate
 
     rt = open_runtime()
     ensure_project(rt.db, 1, "api")
@@ -58,7 +58,7 @@ def test_worker_killed_mid_digest_loses_and_doubles_nothing(rabbit_env, start_wo
 
     smtp_server.on_data = hold_first
     items = [{"project_id": 1, "issue_id": i, "event_id": f"{i:032x}", "kinds": ["first_seen"], "level": "error"} for i in (1, 2, 3)]
-    assert evaluate_rules(rt, items=items) == 3  # publishes notify.deliver_digest: the project was idle
+    assert evaluate(rt, items) == 3  # publishes notify.deliver_digest: the project was idle
 
     worker = start_worker("--processes", "1", "--threads", "1", "--prefetch", "10", extra_env=env)
     assert first_data.wait(180), log_tail(worker)

@@ -33,9 +33,9 @@ def post_process_wired() -> bool:
     return "evaluate_rules" in inspect.getsource(events)
 
 
-def hand_over(rt: Any, chunk: int = 500) -> int:
+def hand_over(rt: Any) -> int:
     """What ``events.post_process`` does once wired: every saved event goes to
-    ``notify.evaluate_rules`` with its activity kinds, in batches. Skipped when the pipeline
+    ``notify.evaluate_rules`` with its activity kinds (a batch task). Skipped when the pipeline
     already does it (a second hand-over would change nothing anyway: throttle and unique keys)."""
     if post_process_wired():
         return 0
@@ -47,7 +47,9 @@ def hand_over(rt: Any, chunk: int = 500) -> int:
             {"project_id": p, "issue_id": i, "event_id": e, "level": lvl, "kinds": kinds.get((i, e), [])}
             for p, i, e, lvl in s.execute(select(Event.project_id, Event.issue_id, Event.event_id, Event.level).order_by(Event.id))
         ]
-    rt.enqueue_many("notify.evaluate_rules", [{"items": items[k : k + chunk]} for k in range(0, len(items), chunk)])
+    from eventpipe.tasks.notify import evaluate_rules
+
+    evaluate_rules.send_many(rt, items)
     rt.broker.run_until_idle()
     return len(items)
 

@@ -14,7 +14,7 @@ from eventpipe.metadata.db import utcnow
 from eventpipe.metadata.models import DeadLetter, Digest, DigestRecord, NotificationSend, RuleFireState
 from eventpipe.metadata.queries import ensure_project
 from eventpipe.notify.rules import add_rule
-from eventpipe.tasks.notify import claim_throttle, deliver_digest, evaluate_rules, send_activity, spike_alert
+from eventpipe.tasks.notify import claim_throttle, deliver_digest, evaluate, send_activity, spike_alert
 from eventpipe.tasks.notify_send import send_email, send_webhook
 from eventpipe.tasks.rollups import hourly
 from tests.support.notify_servers import smtp_server, webhook_receiver  # noqa: F401 (fixtures)
@@ -139,13 +139,13 @@ def test_webhook_retried_with_backoff_then_dead_lettered(make_runtime, smtp_serv
     add_rule(rt.db, 1, "first_seen", webhooks=[webhook_receiver.url])
     webhook_receiver.fail_first = 2  # two 500s, then accepted
     item = {"project_id": 1, "issue_id": 1, "event_id": "a" * 32, "kinds": ["first_seen"], "level": "error"}
-    assert evaluate_rules(rt, items=[item]) == 1
+    assert evaluate(rt, [item]) == 1
     rt.broker.run_until_idle()
     assert len(webhook_receiver.received) == 1 and webhook_receiver.requests == 3
     assert [r.status for r in sends(rt)] == ["sent"]
 
     webhook_receiver.always_status = 503  # never accepted: dead after 3 attempts, with the reason
-    evaluate_rules(rt, items=[{**item, "issue_id": 2, "event_id": "b" * 32}])
+    evaluate(rt, [{**item, "issue_id": 2, "event_id": "b" * 32}])
     rt.broker.run_until_idle()
     dead = sends(rt, status="dead")
     assert len(dead) == 1 and dead[0].attempts == 3 and "HTTP 503" in dead[0].last_error
@@ -182,7 +182,7 @@ def test_smtp_down_is_retried_not_lost(make_runtime, smtp_server, tmp_path):
     rt = notify_runtime(make_runtime, f"sqlite:///{tmp_path / 'm.sqlite3'}", smtp_server, smtp_url=f"smtp://127.0.0.1:{free_port()}")
     ensure_project(rt.db, 1, "api")
     add_rule(rt.db, 1, "first_seen", emails=["dev@example.com"])
-    evaluate_rules(rt, items=[{"project_id": 1, "issue_id": 1, "event_id": "c" * 32, "kinds": ["first_seen"], "level": "error"}])
+    evaluate(rt, [{"project_id": 1, "issue_id": 1, "event_id": "c" * 32, "kinds": ["first_seen"], "level": "error"}])
     deliver_digest(rt, project_id=1)
     row = sends(rt, channel="email")[0]
     try:
