@@ -7,14 +7,14 @@ import threading
 from collections import Counter
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from eventpipe.ingest.submit import submit_many
 from eventpipe.metadata.db import utcnow
 from eventpipe.metadata.models import DeadLetter, Digest, DigestRecord, NotificationSend, RuleFireState
 from eventpipe.metadata.queries import ensure_project
 from eventpipe.notify.rules import add_rule
-from eventpipe.tasks.notify import claim_throttle, deliver_digest, evaluate, send_activity, spike_alert
+from eventpipe.tasks.notify import claim_throttle, deliver_digest, evaluate, schedule_digests, send_activity, spike_alert
 from eventpipe.tasks.notify_send import send_email, send_webhook
 from eventpipe.tasks.rollups import hourly
 from tests.support.notify_servers import smtp_server, webhook_receiver  # noqa: F401 (fixtures)
@@ -195,3 +195,21 @@ def test_smtp_down_is_retried_not_lost(make_runtime, smtp_server, tmp_path):
     assert send_email(rt, send_id=row.id) == "sent"
     assert send_email(rt, send_id=row.id) == "skipped"
     assert len(smtp_server.snapshot()) == 1
+
+
+def test_schedule_digests_resends_what_a_crash_left_pending(make_runtime, smtp_server, tmp_path):
+    """A process that recorded a digest email and died before its message was processed (the
+    embedded broker's messages die with it): the periodic job finds the pending row and sends it."""
+    db = f"sqlite:///{tmp_path / 'm.sqlite3'}"
+    rt = notify_runtime(make_runtime, db, smtp_server, digest_delay_seconds=60)
+    ensure_project(rt.db, 1, "api")
+    add_rule(rt.db, 1, "first_seen", emails=["dev@example.com"])
+    evaluate(rt, [{"project_id": 1, "issue_id": 1, "event_id": "d" * 32, "kinds": ["first_seen"], "level": "error"}])
+    assert deliver_digest(rt, project_id=1) == 1  # the email row is recorded; its message is lost below
+    restarted = notify_runtime(make_runtime, db, smtp_server, digest_delay_seconds=60)  # a fresh broker
+    with restarted.db.session() as s:
+        s.execute(update(NotificationSend).values(created_at=utcnow() - timedelta(minutes=1)))
+    assert schedule_digests(restarted) == {"due": 0, "resent": 1}
+    restarted.broker.run_until_idle()
+    assert [str(m["To"]) for m in smtp_server.snapshot()] == ["dev@example.com"]
+    assert schedule_digests(restarted) == {"due": 0, "resent": 0}
