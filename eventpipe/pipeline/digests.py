@@ -5,7 +5,7 @@ The schedule follows the reference system's timelines (pure functions here, stat
 * an idle project (no timeline) that gets a notification is **ready** at once: the first
   notification after a quiet period is not delayed;
 * delivering a digest leaves the timeline **waiting** until ``now + minimum_delay``;
-* each notification added while waiting pushes the due time by ``minimum_delay`` but never past
+* each batch of notifications added while waiting pushes the due time by ``minimum_delay``, never past
   ``last_processed + maximum_delay``, so a steady flood yields a digest every ``maximum_delay``;
 * a delivery that finds nothing to send makes the timeline idle again.
 

@@ -83,22 +83,25 @@ def evaluate(rt: TaskContext, items: list[dict[str, Any]]) -> int:
                 candidates.append((rule, item))
     if not candidates:
         return 0
-    fired, sends, new_timelines = 0, [], set()
+    fired, sends, touched = 0, [], set()
+    # One lock order for every transaction (throttle rows by rule and issue, then timelines by
+    # project), so concurrent batches on Postgres wait for each other instead of deadlocking.
+    candidates.sort(key=lambda c: (c[0].id, int(c[1]["issue_id"]), str(c[1]["event_id"])))
     with rt.db.session() as s:
-        for rule, item in candidates:
+        winners = [(r, it) for r, it in candidates if claim_throttle(s, r.id, int(it["issue_id"]), now, r.throttle_minutes)]
+        for rule, item in winners:
             issue_id = int(item["issue_id"])
-            if not claim_throttle(s, rule.id, issue_id, now, rule.throttle_minutes):
-                continue
             fired += 1
             kind = rule.condition.kind
             detail = {"event_id": item["event_id"], "level": item.get("level", "error")}
             if kind == "frequency":
                 detail["window"] = f"{rule.condition.count}/{rule.condition.minutes}m"
-            got, started = fan_out(rt, s, rule, issue_id, kind, str(item["event_id"]), detail, now)
+            got, recorded = fan_out(rt, s, rule, issue_id, kind, str(item["event_id"]), detail, now)
             sends += got
-            if started:
-                new_timelines.add(rule.project_id)
-    _after_commit(rt, sends, new_timelines)
+            if recorded:
+                touched.add(rule.project_id)
+        ready = touch_timelines(rt, s, touched, now)
+    _after_commit(rt, sends, ready)
     return fired
 
 
@@ -128,13 +131,13 @@ def fan_out(
     rt: Runtime, s: Session, rule: Rule, issue_id: int, kind: str, ref: str, detail: dict[str, Any], now: datetime
 ) -> tuple[list[tuple[int, str]], bool]:
     """Record one notification of ``rule``: a digest record for its emails, a pending send per
-    webhook. Unique keys make a repeat a no-op. Returns (pending sends, timeline newly ready)."""
-    started = False
+    webhook. Unique keys make a repeat a no-op. Returns (pending sends, digest record written);
+    the caller then moves the timelines of the projects that got records (:func:`touch_timelines`)."""
+    recorded = False
     if rule.emails:
         row = {"project_id": rule.project_id, "rule_id": rule.id, "issue_id": issue_id, "kind": kind, "ref": ref[:64],
                "detail": detail, "created_at": now, "digest_id": None}
-        if insert_ignore(s, DigestRecord, [row], ["rule_id", "issue_id", "kind", "ref"]):
-            started = timeline_add(s, rule.project_id, now, rt.settings.digest_delay_seconds, rt.settings.digest_max_delay_seconds)
+        recorded = bool(insert_ignore(s, DigestRecord, [row], ["rule_id", "issue_id", "kind", "ref"]))
     sends: list[tuple[int, str]] = []
     if rule.webhooks:
         facts = issue_facts(s, [issue_id]).get(issue_id)
@@ -147,7 +150,14 @@ def fan_out(
             row_id = s.scalar(select(NotificationSend.id).where(NotificationSend.key == key[:255], NotificationSend.status == "pending"))
             if row_id is not None:
                 sends.append((row_id, "webhook"))
-    return sends, started
+    return sends, recorded
+
+
+def touch_timelines(rt: Runtime, s: Session, projects: Iterable[int], now: datetime) -> set[int]:
+    """A batch's new records reschedule each project's digest once (projects in id order);
+    returns the projects that became ready."""
+    minimum, maximum = rt.settings.digest_delay_seconds, rt.settings.digest_max_delay_seconds
+    return {p for p in sorted(projects) if timeline_add(s, p, now, minimum, maximum)}
 
 
 def _after_commit(rt: Runtime, sends: Sequence[tuple[int, str]], ready_projects: Iterable[int]) -> None:
@@ -250,14 +260,14 @@ def send_activity(rt: Runtime, *, project_id: int, issue_id: int, kind: str, key
     through the digest and webhook path; ``key`` makes a repeat of one activity a no-op."""
     now = utcnow()
     sends: list[tuple[int, str]] = []
-    ready: set[int] = set()
+    recorded = False
     rules = project_rules(rt.db, project_id)
     with rt.db.session() as s:
         for rule in rules:
-            got, started = fan_out(rt, s, rule, issue_id, kind, key, dict(detail or {}), now)
+            got, new = fan_out(rt, s, rule, issue_id, kind, key, dict(detail or {}), now)
             sends += got
-            if started:
-                ready.add(project_id)
+            recorded = recorded or new
+        ready = touch_timelines(rt, s, [project_id] if recorded else [], now)
     _after_commit(rt, sends, ready)
     return len(rules)
 
@@ -267,9 +277,9 @@ def spike_alert(rt: Runtime) -> int:
     """Fire ``spike:N/MINUTES`` rules whose project had at least N events in the window, read from
     rollups (minute buckets when present, else the hour buckets overlapping the window)."""
     now = utcnow()
-    fired, sends, ready = 0, [], set()
+    fired, sends, touched = 0, [], set()
     with rt.db.session() as s:
-        rules = [r for r in s.scalars(select(AlertRule).where(AlertRule.when == "spike"))]
+        rules = list(s.scalars(select(AlertRule).where(AlertRule.when == "spike").order_by(AlertRule.id)))
         for row in rules:
             minutes = row.minutes or 60
             count = _project_volume(s, row.project_id, now - timedelta(minutes=minutes))
@@ -278,10 +288,11 @@ def spike_alert(rt: Runtime) -> int:
             if not conditions.spike_exceeded(rule.condition, count) or not claim_throttle(s, rule.id, 0, now, rule.throttle_minutes):
                 continue
             fired += 1
-            got, started = fan_out(rt, s, rule, 0, "spike", f"spike:{now:%Y%m%d%H%M}", {"count": count, "minutes": minutes}, now)
+            got, recorded = fan_out(rt, s, rule, 0, "spike", f"spike:{now:%Y%m%d%H%M}", {"count": count, "minutes": minutes}, now)
             sends += got
-            if started:
-                ready.add(rule.project_id)
+            if recorded:
+                touched.add(rule.project_id)
+        ready = touch_timelines(rt, s, touched, now)
     _after_commit(rt, sends, ready)
     return fired
 
