@@ -7,6 +7,7 @@ import threading
 from collections import Counter
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select, update
 
 from eventpipe.ingest.submit import submit_many
@@ -98,6 +99,7 @@ def test_throttle_compare_and_set_fires_once_under_concurrency(make_runtime, db_
         assert claim_throttle(s, 7, 43, now, 0) and claim_throttle(s, 7, 43, now, 0)  # 0: no throttle
 
 
+@pytest.mark.timeout(3600)  # 20,000 events through the whole pipeline on a shared machine
 def test_every_event_flood_is_one_email_per_window(make_runtime, db_url, smtp_server, webhook_receiver):
     """The flood: FLOOD events of 3 issues through the real pipeline with a first-seen rule (email
     and webhook) and an every-event rule (email) -> a handful of emails, each issue once per
