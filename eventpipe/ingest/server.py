@@ -16,7 +16,6 @@ import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import click
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -183,31 +182,3 @@ def create_app(rt: Runtime, *, rate_per_project: float = 1000.0, burst: float = 
         ]
     )
 
-
-@click.group("ingest")
-def ingest() -> None:
-    """The HTTP ingest endpoint."""
-
-
-@ingest.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8000, show_default=True)
-@click.option("--rate", type=float, default=1000.0, show_default=True, help="events/s per project")
-def serve(host: str, port: int, rate: float) -> None:
-    """Serve Sentry's store and envelope endpoints; in the embedded mode, workers run in-process."""
-    import uvicorn
-
-    from eventpipe.runtime import open_runtime
-
-    rt = open_runtime()
-    worker = None
-    if rt.settings.embedded:
-        import dramatiq
-
-        worker = dramatiq.Worker(rt.broker, worker_threads=4)
-        worker.start()
-    try:
-        uvicorn.run(create_app(rt, rate_per_project=rate, burst=rate * 2), host=host, port=port, log_level="warning")
-    finally:
-        if worker is not None:
-            worker.stop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import select
 
@@ -16,6 +16,8 @@ from eventpipe.pipeline.monitors import MonitorError, normalize_status, slugify,
 
 class UnknownMonitor(MonitorError):
     """A check-in names a monitor the project does not have."""
+
+    exit_code: ClassVar[int] = 1
 
 
 def monitor_dict(m: CronMonitor) -> dict[str, Any]:

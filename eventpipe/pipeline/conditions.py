@@ -16,14 +16,19 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import ClassVar
+
+from eventpipe.errors import EventpipeError
 
 KINDS = ("first_seen", "regression", "every_event", "frequency", "spike")
 LEVELS = ("debug", "info", "warning", "error", "fatal")
 _WINDOWED = re.compile(r"^(frequency|spike):(\d+)/(\d+)$")
 
 
-class RuleError(ValueError):
+class RuleError(EventpipeError, ValueError):
     """A rule is written wrongly; the message shows a valid form."""
+
+    exit_code: ClassVar[int] = 2
 
 
 @dataclass(frozen=True)

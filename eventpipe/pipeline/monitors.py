@@ -13,15 +13,20 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import ClassVar
 
 from croniter import croniter
+
+from eventpipe.errors import EventpipeError
 
 STATUSES = ("ok", "error", "in_progress")
 _STATUS_ALIASES = {"ok": "ok", "success": "ok", "error": "error", "failed": "error", "failure": "error", "in_progress": "in_progress", "in-progress": "in_progress"}
 
 
-class MonitorError(ValueError):
+class MonitorError(EventpipeError, ValueError):
     """A monitor or check-in is written wrongly; the message says the valid form."""
+
+    exit_code: ClassVar[int] = 2
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from eventpipe.errors import EventpipeError, UnknownTask
 
+
 if TYPE_CHECKING:
     from eventpipe.config import Settings
     from eventpipe.kvstore import KeyValueStore
