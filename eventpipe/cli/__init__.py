@@ -11,7 +11,7 @@ import logging
 
 import click
 
-from . import db, dlq, events, federation, ingest, killswitch, kv, ops, projects, schedules, stored, tasks, worker
+from . import db, dlq, events, federation, ingest, killswitch, kv, monitors, ops, projects, rules, schedules, stored, tasks, worker
 from ._common import EventpipeGroup
 
 @click.group(cls=EventpipeGroup)
@@ -41,6 +41,8 @@ for command in (
     worker.worker,
     ingest.ingest,
     ops.ops,
+    rules.rules,
+    monitors.monitors,
 ):
     main.add_command(command)
 

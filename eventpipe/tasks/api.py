@@ -224,6 +224,10 @@ CATALOGUE_MODULES = (
     "eventpipe.tasks.buffers",
     "eventpipe.tasks.rollups",
     "eventpipe.ops.tasks",
+    "eventpipe.tasks.notify",
+    "eventpipe.tasks.notify_send",
+    "eventpipe.tasks.reports",
+    "eventpipe.tasks.monitors",
 )
 
 
