@@ -35,7 +35,9 @@ from eventpipe.ingest.cors import cors_headers, origin_allowed, parse_origins, p
 from eventpipe.ingest.decode import BodyTooLarge, UndecodableBody, decode_legacy_store_body, decoder_for
 from eventpipe.ingest.observe import BODIES, RejectionLog, count_items
 from eventpipe.ingest.stored import store_attachments
+from eventpipe.errors import EventpipeError
 from eventpipe.ingest.batcher import AsyncGroupCommit
+from eventpipe.ingest.checkins import checkin_routes, envelope_checkins, record_payload
 from eventpipe.ingest.submit import Batch, SubmitError, Submitter, SubmitResult
 from eventpipe.metadata.models import Project
 from eventpipe.pipeline.envelope import Envelope, parse_envelope
@@ -275,6 +277,12 @@ def create_app(rt: Runtime, *, rate_per_project: float = 1000.0, burst: float = 
     async def envelope(request: Request, project_id: int, client: str | None) -> Response:
         raw = await read_body(request, event_limit + attachment_limit)
         env = parse(raw)
+        if env.other_items.get("check_in"):  # cron monitors' check-ins are recorded, not dropped
+            for payload in envelope_checkins(raw):
+                try:
+                    await run_in_threadpool(record_payload, rt, project_id, None, payload)
+                except EventpipeError as exc:
+                    raise Rejected(400, "invalid_checkin", str(exc)) from None
         if not env.events and not env.attachments and not env.other_items and any(k in env.header for k in _EVENT_KEYS):
             return await handle_event_json(project_id, env.header, client)  # a plain JSON event
         return await handle_envelope(project_id, env, client)
@@ -326,5 +334,6 @@ def create_app(rt: Runtime, *, rate_per_project: float = 1000.0, burst: float = 
             Route("/api/{project_id:int}/envelope/", preflight, methods=["OPTIONS"]),
             Route("/healthz", health, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
+            *checkin_routes(rt),
         ]
     )

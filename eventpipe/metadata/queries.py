@@ -70,7 +70,8 @@ def store_totals(db: Database, store: KeyValueStore) -> dict[str, Any]:
     """What ``eventpipe stats`` and ``demo`` report: events indexed, bodies stored, every issue."""
     return {
         "events_stored": totals(db)["events_stored"],
-        "bodies_stored": sum(1 for k in store.keys() if not k.startswith(RESERVED_PREFIX)),
+        # event bodies only: not reserved keys, not attachments stored beside a body ({key}.att/...)
+        "bodies_stored": sum(1 for k in store.keys() if not k.startswith(RESERVED_PREFIX) and ".att/" not in k),
         "issues": [
             {k: r[k] for k in ("id", "title", "count", "first_seen", "last_seen")} for r in issue_rows(db)
         ],

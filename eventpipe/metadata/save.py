@@ -61,6 +61,7 @@ class SaveOutcome:
     issues_created: int = 0
     issue_of: dict[tuple[int, str], int] = field(default_factory=dict)  # (project, event) -> issue
     handovers: list[Handover] = field(default_factory=list)
+    new: list[Handover] = field(default_factory=list)  # every event this batch inserted
 
 
 def _insert(s: Session, table: Table) -> Any:
@@ -199,6 +200,7 @@ def save_events(s: Session, rows: Sequence[EventRow], now: datetime) -> SaveOutc
         ]
         s.connection().execute(activity, values)
     level_of = {(r.project_id, r.event_id): r.level for r in rows}
+    out.new = [Handover(r.project_id, r.event_id, out.issue_of[(r.project_id, r.event_id)], r.level, ()) for r in new_rows]
     for (p, e), ks in kinds.items():
         out.handovers.append(Handover(p, e, out.issue_of[(p, e)], level_of[(p, e)], tuple(ks)))
     dups = [(p, e) for (p, e) in unique if (p, e) not in inserted]

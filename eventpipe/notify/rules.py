@@ -143,3 +143,12 @@ _cache = _RuleCache()
 def project_rules(db: Database, project_id: int) -> list[Rule]:
     """The project's rules, at most a few seconds old."""
     return _cache.get(db, project_id)
+
+
+EVERY_EVENT_KINDS = ("every_event", "frequency")
+
+
+def watches_every_event(db: Database, project_id: int) -> bool:
+    """Whether a rule of the project must see every saved event, not only first seen and
+    regressions (cached with the rules)."""
+    return any(r.condition.kind in EVERY_EVENT_KINDS for r in project_rules(db, project_id))
