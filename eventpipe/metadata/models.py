@@ -362,7 +362,7 @@ class RegroupRun(Base):
     bodies_missing: Mapped[int] = mapped_column(BigInteger, default=0)
     issues_created: Mapped[int] = mapped_column(Integer, default=0)
     merged_away: Mapped[int] = mapped_column(Integer, default=0)
-    touched: Mapped[list] = mapped_column(JSON)  # issue ids that lost events (checked at the end)
+    touched: Mapped[dict] = mapped_column(JSON)  # {old issue: {new issue: events moved}}, checked at the end
     status: Mapped[str] = mapped_column(String(16), default="running")
     started_at: Mapped[datetime] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
