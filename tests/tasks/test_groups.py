@@ -3,11 +3,10 @@ pipeline, starts the task as the CLI does, runs the workers to idle and checks t
 
 from __future__ import annotations
 
-from datetime import timedelta
+import time
 
 from sqlalchemy import func, select, update
 
-from eventpipe.metadata.db import utcnow
 from eventpipe.metadata.issues import list_issues, set_status, show_issue
 from eventpipe.metadata.grouping_rules import set_rules
 from eventpipe.metadata.models import Event, Issue, Project, Rollup, ScheduledDeletion
@@ -136,10 +135,10 @@ def test_auto_resolve_after_resolve_age(make_runtime, db_url):
     rt = make_runtime(database_url=db_url)
     ensure_project(rt.db, 1, "api")
     ensure_project(rt.db, 2, "web")  # no resolve_age: untouched
-    old = crash(function="old", ts=(utcnow() - timedelta(hours=30)).timestamp())
+    old = crash(function="old", ts=time.time() - 30 * 3600)
     fresh = crash(function="fresh")
     ingest(rt, 1, [old, fresh])
-    ingest(rt, 2, [crash(function="old", ts=(utcnow() - timedelta(hours=30)).timestamp())])
+    ingest(rt, 2, [crash(function="old", ts=time.time() - 30 * 3600)])
     flush_counters(rt)
     with rt.db.session() as s:
         s.execute(update(Project).where(Project.id == 1).values(resolve_age=24))
