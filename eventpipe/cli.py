@@ -311,25 +311,6 @@ def stats(flush: bool, as_json: bool) -> None:
     out.print(f"stored: {report['events_stored']} events, {report['bodies_stored']} bodies, {len(report['issues'])} issues")
 
 
-@main.group()
-def issues() -> None:
-    """Grouped issues."""
-
-
-@issues.command("list")
-@click.option("--project", "project_id", type=int, default=None)
-@click.option("--limit", type=int, default=None)
-@click.option("--json", "as_json", is_flag=True)
-def issues_list(project_id: int | None, limit: int | None, as_json: bool) -> None:
-    from eventpipe.metadata.queries import issue_rows
-
-    rows = issue_rows(runtime().db, project_id=project_id, limit=limit)
-    if as_json:
-        emit_json(rows)
-    else:
-        print_issues(rows, total=len(rows))
-
-
 def _attach_subsystems() -> None:
     """Attach each subsystem's own click group; a missing optional one is skipped."""
     from importlib import import_module
@@ -341,6 +322,7 @@ def _attach_subsystems() -> None:
         ("eventpipe.queues.worker_cli", ("worker",)),
         ("eventpipe.ops.cli", ("ops",)),
         ("eventpipe.ingest.server", ("ingest",)),
+        ("eventpipe.issues_cli", ("issues", "events")),
     ):
         try:
             mod = import_module(module)
@@ -354,6 +336,10 @@ def _attach_subsystems() -> None:
 
 
 _attach_subsystems()
+
+from eventpipe.cleanup_cli import attach as _attach_cleanup  # noqa: E402
+
+_attach_cleanup(main)
 
 if __name__ == "__main__":
     main()
