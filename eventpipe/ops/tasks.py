@@ -9,7 +9,6 @@ import logging
 import os
 from typing import Any
 
-from eventpipe.schedules.spec import periodic
 from eventpipe.tasks.api import task
 
 log = logging.getLogger("eventpipe.ops")
@@ -19,7 +18,7 @@ def enabled() -> bool:
     return os.environ.get("EVENTPIPE_AUTO_REBALANCE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-@task("ops.auto_rebalance", queue="ops", max_retries=0, time_limit_ms=50_000)
+@task("ops.auto_rebalance", queue="ops", max_retries=0, time_limit_ms=50_000, every="60s", schedule={"expires_s": 55})
 def auto_rebalance(rt: Any) -> dict[str, Any]:
     """Move surplus backlog between RabbitMQ nodes (EVENTPIPE_AUTO_REBALANCE=1)."""
     if not enabled():
@@ -37,5 +36,3 @@ def auto_rebalance(rt: Any) -> dict[str, Any]:
         log.warning("auto_rebalance moved %d message(s) in %d move(s)", result["moved"], len(result["plan"]))
     return {"moved": result["moved"], "moves": len(result["plan"]), "errors": result["errors"]}
 
-
-periodic("ops.auto_rebalance", every="60s", expires_s=55)

@@ -82,7 +82,7 @@ def list_cmd(as_json: bool) -> None:
         _emit_json(rows)
         return
     if not rows:
-        click.echo("no periodic jobs are declared (see eventpipe/schedules/jobs.py)")
+        click.echo("no periodic jobs are declared (declare one with @task(..., every=...) or cron=...)")
         return
     _table(
         ["job", "task", "spec", "next run", "last run", "paused"],

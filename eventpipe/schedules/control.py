@@ -106,8 +106,7 @@ def run_now(rt: Runtime, name: str, *, jobs: JobRegistry | None = None, now: dat
     options: dict[str, Any] = {"schedule_job": spec.name, "schedule_slot": t.isoformat(), "scheduler_id": who, "manual": True}
     if spec.expires_s is not None:
         options["expires_at"] = epoch_ms(t) + int(spec.expires_s * 1000)
-    message = rt.enqueue(spec.task, options=options, **spec.kwargs)
-    message_id = str(getattr(message, "message_id", ""))
+    message_id = rt.enqueue(spec.task, options=options, **spec.kwargs)
     with rt.db.session() as s:
         store.insert_manual(s, job=spec.name, task=spec.task, at=t, by=who, message_id=message_id)
     return {"job": spec.name, "task": spec.task, "message_id": message_id, "at": t}

@@ -257,14 +257,13 @@ class Scheduler:
         if spec.expires_s is not None:
             options["expires_at"] = epoch_ms(now) + int(spec.expires_s * 1000)
         try:
-            message = self.rt.enqueue(spec.task, options=options, **spec.kwargs)
+            message_id = self.rt.enqueue(spec.task, options=options, **spec.kwargs)
         except Exception as exc:  # noqa: BLE001 - keep the claim, retry next tick
             self._owed.add(key)
             result.failed.append((spec.name, slot, f"{type(exc).__name__}: {exc}"))
             log.warning("job %s slot %s: publish failed (%s); will retry", spec.name, slot.isoformat(), exc)
             return
         self._owed.discard(key)
-        message_id = str(getattr(message, "message_id", ""))
         result.fired.append(FiredSlot(spec.name, slot, message_id, spec.task))
         self._unrecorded[key] = _Published(spec.task, message_id, now)
 

@@ -420,16 +420,17 @@ def periodic(
     return (registry if registry is not None else jobs).add(spec)
 
 
-JOB_MODULES = ("eventpipe.schedules.jobs",)
-
-
 def load_jobs() -> JobRegistry:
-    """Import the pipeline's job declarations and plugins' (entry point group ``eventpipe.schedules``)."""
-    from importlib import import_module
+    """Every periodic job: the schedules declared beside their tasks (``@task(every=...)``, for the
+    catalogue and every task module already loaded) and plugins' (entry point group
+    ``eventpipe.schedules``)."""
     from importlib.metadata import entry_points
 
-    for module in JOB_MODULES:
-        import_module(module)
+    from eventpipe.tasks.api import load_catalogue
+
+    for declared in load_catalogue().all():
+        if declared.schedule and declared.name not in jobs:
+            periodic(declared.name, **declared.schedule)
     for ep in entry_points(group="eventpipe.schedules"):
         ep.load()
     return jobs

@@ -21,14 +21,19 @@ class FailureHistory(Middleware):
     def after_process_message(self, broker: dramatiq.Broker, message: Any, *, result: Any = None, exception: BaseException | None = None) -> None:
         if exception is None:
             return
-        failures = message.options.setdefault("failures", [])
-        failures.append(time.time())
-        del failures[:-20]
-        message.options["last_error"] = f"{type(exception).__name__}: {exception}"[:2000]
-        message.options["last_traceback"] = "".join(
-            traceback.format_exception(type(exception), exception, exception.__traceback__, limit=20)
-        )[-8000:]
-        log.warning("task %s failed (attempt %d): %s", message.actor_name, len(failures), message.options["last_error"])
+        record_failure(message.options, exception)
+        log.warning("task %s failed (attempt %d): %s", message.actor_name, len(message.options["failures"]), message.options["last_error"])
+
+
+def record_failure(options: dict[str, Any], exception: BaseException) -> None:
+    """Append one failure (time, exception, traceback) to a message's options."""
+    failures = options.setdefault("failures", [])
+    failures.append(time.time())
+    del failures[:-20]
+    options["last_error"] = f"{type(exception).__name__}: {exception}"[:2000]
+    options["last_traceback"] = "".join(
+        traceback.format_exception(type(exception), exception, exception.__traceback__, limit=20)
+    )[-8000:]
 
 
 REQUEUE_FLAG = "_eventpipe_requeue"

@@ -74,13 +74,16 @@ def minute(ctx: TaskContext, lookback_minutes: float = 3.0) -> int:
     return recompute(ctx, "minute", received_since=utcnow() - timedelta(minutes=lookback_minutes))
 
 
-@task("rollups.hourly", queue="rollups", max_retries=3)  # scheduled in eventpipe/schedules/jobs.py
+# Five minutes past the hour (late events of the last hour have arrived by then); each run
+# recomputes a lookback window, so a late run is still useful until the next one is queued.
+@task("rollups.hourly", queue="rollups", max_retries=3, cron="5 * * * *", schedule={"expires_s": 45 * 60, "catch_up": "once"})
 def hourly(ctx: TaskContext, lookback_hours: float = 2.0) -> int:
     """Recompute hourly buckets touched by recently received events."""
     return recompute(ctx, "hour", received_since=utcnow() - timedelta(hours=lookback_hours))
 
 
-@task("rollups.daily", queue="rollups", max_retries=3)  # scheduled in eventpipe/schedules/jobs.py
+# A quarter past midnight UTC; after downtime run once to catch up.
+@task("rollups.daily", queue="rollups", max_retries=3, cron="15 0 * * *", schedule={"expires_s": 6 * 3600, "catch_up": "once"})
 def daily(ctx: TaskContext, lookback_hours: float = 26.0) -> int:
     """Recompute daily buckets touched by recently received events."""
     return recompute(ctx, "day", received_since=utcnow() - timedelta(hours=lookback_hours))

@@ -63,11 +63,11 @@ def test_errors_never_show_credentials(monkeypatch):
 
 def test_messages_are_json_never_pickle():
     import dramatiq
-    from dramatiq.encoder import JSONEncoder
 
-    import eventpipe.runtime  # noqa: F401  (sets the encoder)
+    from eventpipe.runtime import OrjsonEncoder  # importing the runtime sets the encoder
 
-    assert type(dramatiq.get_encoder()) is JSONEncoder
+    assert type(dramatiq.get_encoder()) is OrjsonEncoder
+    assert dramatiq.get_encoder().decode(dramatiq.get_encoder().encode({"a": [1, "x"]})) == {"a": [1, "x"]}
     from dramatiq.errors import DecodeError
     from dramatiq.message import Message
 
