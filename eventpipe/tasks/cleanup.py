@@ -35,11 +35,11 @@ from eventpipe.metadata.models import (
     Rollup,
     ScheduledDeletion,
 )
-from eventpipe.tasks.api import task
+from eventpipe.tasks.api import TaskContext, task
+from eventpipe.tasks.groups import delete_issue
 
 if TYPE_CHECKING:
     from eventpipe.kvstore import KeyValueStore
-    from eventpipe.tasks.api import TaskContext
 
 CHUNK = 1000
 ORPHAN_GRACE_HOURS = 168.0  # a week: dead-lettered events keep their bodies for replay that long
@@ -72,7 +72,7 @@ def retention_sweep(ctx: TaskContext) -> int:
     with ctx.db.session() as s:
         ids = list(s.scalars(select(Project.id).order_by(Project.id)))
     for pid in ids:
-        ctx.enqueue("cleanup.retention_project", project_id=pid)
+        retention_project.send(ctx, project_id=pid)
     return len(ids)
 
 
@@ -98,7 +98,7 @@ def retention_project(ctx: TaskContext, *, project_id: int, chunk: int = CHUNK) 
     if rows:
         ctx.store.delete_many([r.kv_key for r in rows])
         if len(rows) == chunk:
-            ctx.enqueue("cleanup.retention_project", project_id=project_id, chunk=chunk)
+            retention_project.send(ctx, project_id=project_id, chunk=chunk)
             return len(rows)
     with ctx.db.session() as s:
         stale = list(
@@ -128,7 +128,7 @@ def start_delete_project(ctx: TaskContext, project_id: int, *, actor: str, chunk
         project.ingest_key = f"deleted-{project_id}"
         if s.scalar(select(ScheduledDeletion.id).where(ScheduledDeletion.kind == "project", ScheduledDeletion.object_id == project_id)) is None:
             s.add(ScheduledDeletion(kind="project", object_id=project_id, project_id=project_id, actor=actor, created_at=now, last_enqueued_at=now))
-    ctx.enqueue("cleanup.delete_project", project_id=project_id, chunk=chunk)
+    delete_project.send(ctx, project_id=project_id, chunk=chunk)
     return {"project_id": project_id, "status": "pending_deletion"}
 
 
@@ -142,16 +142,16 @@ def delete_project(ctx: TaskContext, *, project_id: int, chunk: int = CHUNK) -> 
             s.execute(delete(Event).where(Event.id.in_([r.id for r in rows])))
     if rows:
         ctx.store.delete_many([r.kv_key for r in rows])
-        ctx.enqueue("cleanup.delete_project", project_id=project_id, chunk=chunk)
+        delete_project.send(ctx, project_id=project_id, chunk=chunk)
         return False
     leftovers = list(_take(ctx.store.keys(f"{project_id}/"), chunk))
     if leftovers:
         ctx.store.delete_many(leftovers)
-        ctx.enqueue("cleanup.delete_project", project_id=project_id, chunk=chunk)
+        delete_project.send(ctx, project_id=project_id, chunk=chunk)
         return False
     with ctx.db.session() as s:
         if s.scalar(select(Event.id).where(Event.project_id == project_id).limit(1)) is not None:
-            ctx.enqueue("cleanup.delete_project", project_id=project_id, chunk=chunk)
+            delete_project.send(ctx, project_id=project_id, chunk=chunk)
             return False
         issue_ids = select(Issue.id).where(Issue.project_id == project_id)
         for model in (BufferedCounter, Activity, GroupHash, Rollup, IssueRedirect, AcceptedEvent, FingerprintRuleVersion, RegroupRun):
@@ -190,9 +190,9 @@ def run_scheduled_deletions(ctx: TaskContext, *, stale_minutes: float = 10.0) ->
             s.execute(update(ScheduledDeletion).where(ScheduledDeletion.id.in_([d.id for d in due])).values(last_enqueued_at=now))
     for d in due:
         if d.kind == "issue":
-            ctx.enqueue("groups.delete", issue_id=d.object_id)
+            delete_issue.send(ctx, issue_id=d.object_id)
         else:
-            ctx.enqueue("cleanup.delete_project", project_id=d.object_id)
+            delete_project.send(ctx, project_id=d.object_id)
     return len(due)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from sqlalchemy import delete, select, update
@@ -37,10 +37,7 @@ from eventpipe.metadata.issues import (
 )
 from eventpipe.metadata.models import Event, GroupHash, Issue, IssueRedirect, Project, ScheduledDeletion
 from eventpipe.pipeline.grouping import title_and_culprit
-from eventpipe.tasks.api import task
-
-if TYPE_CHECKING:
-    from eventpipe.tasks.api import TaskContext
+from eventpipe.tasks.api import TaskContext, task
 
 CHUNK = 1000
 
@@ -76,7 +73,7 @@ def start_merge(ctx: TaskContext, target_id: int, source_ids: Sequence[int], *, 
             s.execute(update(IssueRedirect).where(IssueRedirect.target_id == src).values(target_id=target))
             s.add(IssueRedirect(issue_id=src, project_id=target_issue.project_id, target_id=target, reason="merge", created_at=utcnow()))
         record_activity(s, project_id=target_issue.project_id, issue_id=target, kind="merge", actor=actor, data={"merged": sources})
-    ctx.enqueue("groups.merge", target_id=target, source_ids=sources, chunk=chunk)
+    merge.send(ctx, target_id=target, source_ids=sources, chunk=chunk)
     return {"target": target, "merged": sources}
 
 
@@ -91,7 +88,7 @@ def merge(ctx: TaskContext, *, target_id: int, source_ids: list[int], chunk: int
             if ids:
                 move_events(s, ids, target_id)
         if ids:
-            ctx.enqueue("groups.merge", target_id=target_id, source_ids=source_ids, chunk=chunk)
+            merge.send(ctx, target_id=target_id, source_ids=source_ids, chunk=chunk)
             return
         with ctx.db.session() as s:
             fold_into(s, src, target_id, reason="merge", keep_hashes=True)
@@ -141,7 +138,7 @@ def start_unmerge(ctx: TaskContext, issue_id: int, hashes: Sequence[str], *, act
         record_activity(s, project_id=issue.project_id, issue_id=real, kind="unmerge", actor=actor, data={"hashes": wanted, "new_issue": new.id})
         record_activity(s, project_id=issue.project_id, issue_id=new.id, kind="unmerged_from", actor=actor, data={"issue": real, "hashes": wanted})
         new_id = new.id
-    ctx.enqueue("groups.unmerge", source_id=real, new_id=new_id, hashes=wanted, chunk=chunk)
+    unmerge.send(ctx, source_id=real, new_id=new_id, hashes=wanted, chunk=chunk)
     return {"issue": real, "new_issue": new_id, "hashes": wanted}
 
 
@@ -157,7 +154,7 @@ def unmerge(ctx: TaskContext, *, source_id: int, new_id: int, hashes: list[str],
             move_events(s, list(rows), new_id)
             adjust_counts(s, {source_id: -len(rows), new_id: len(rows)})
     if rows:
-        ctx.enqueue("groups.unmerge", source_id=source_id, new_id=new_id, hashes=hashes, chunk=chunk)
+        unmerge.send(ctx, source_id=source_id, new_id=new_id, hashes=hashes, chunk=chunk)
         return
     with ctx.db.session() as s:
         recompute_seen(s, source_id)
@@ -196,7 +193,7 @@ def start_delete(ctx: TaskContext, issue_ids: Sequence[int], *, actor: str, chun
                 s.add(ScheduledDeletion(kind="issue", object_id=issue_id, project_id=issue.project_id, actor=actor, created_at=now, last_enqueued_at=now))
             out.append({"id": issue_id, "status": "pending_deletion"})
     for row in out:
-        ctx.enqueue("groups.delete", issue_id=row["id"], chunk=chunk)
+        delete_issue.send(ctx, issue_id=row["id"], chunk=chunk)
     return out
 
 
@@ -225,7 +222,7 @@ def delete_issue_chunk(ctx: TaskContext, issue_id: int, chunk: int) -> bool:
 def delete_issue(ctx: TaskContext, *, issue_id: int, chunk: int = CHUNK) -> None:
     """Delete an issue chunk by chunk: event rows, then their bodies in the KV store, then the issue."""
     if not delete_issue_chunk(ctx, issue_id, chunk):
-        ctx.enqueue("groups.delete", issue_id=issue_id, chunk=chunk)
+        delete_issue.send(ctx, issue_id=issue_id, chunk=chunk)
 
 
 # snoozes and auto-resolve -------------------------------------------------------------------------
@@ -246,7 +243,7 @@ def schedule_auto_resolve(ctx: TaskContext) -> int:
     with ctx.db.session() as s:
         ids = list(s.scalars(select(Project.id).where(Project.resolve_age > 0).order_by(Project.id)))
     for pid in ids:
-        ctx.enqueue("groups.auto_resolve_project", project_id=pid)
+        auto_resolve_project.send(ctx, project_id=pid)
     return len(ids)
 
 
@@ -285,7 +282,7 @@ def auto_resolve_project(ctx: TaskContext, *, project_id: int, chunk: int = CHUN
                     data={"auto": True, "resolve_age_hours": project.resolve_age}, now=now,
                 )
     if len(candidates) == chunk and resolved:
-        ctx.enqueue("groups.auto_resolve_project", project_id=project_id, chunk=chunk)
+        auto_resolve_project.send(ctx, project_id=project_id, chunk=chunk)
     return resolved
 
 

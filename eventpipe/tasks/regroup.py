@@ -15,7 +15,7 @@ rules change can give those hashes an issue of their own again.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from sqlalchemy import func, select, update
@@ -27,11 +27,8 @@ from eventpipe.metadata.issues import InvalidIssueAction, record_activity
 from eventpipe.metadata.models import Event, GroupHash, Issue, Project, RegroupRun
 from eventpipe.pipeline.fingerprint_rules import grouping_hash
 from eventpipe.pipeline.grouping import title_and_culprit
-from eventpipe.tasks.api import task
+from eventpipe.tasks.api import TaskContext, task
 from eventpipe.tasks.rollups import recompute_project
-
-if TYPE_CHECKING:
-    from eventpipe.tasks.api import TaskContext
 
 CHUNK = 500
 
@@ -71,7 +68,7 @@ def start_regroup(ctx: TaskContext, project_id: int, *, actor: str, chunk: int =
         s.flush()
         summary = run_summary(run)
     summary["actor"] = actor
-    ctx.enqueue("groups.regroup", run_id=summary["run_id"], after_id=0, chunk=chunk)
+    regroup.send(ctx, run_id=summary["run_id"], after_id=0, chunk=chunk)
     return summary
 
 
@@ -83,7 +80,7 @@ def resume_regroup(ctx: TaskContext, project_id: int, *, chunk: int = CHUNK) -> 
             raise InvalidIssueAction(f"project {project_id} has no unfinished regroup run; start one without --resume")
         summary = run_summary(run)
         cursor = run.cursor
-    ctx.enqueue("groups.regroup", run_id=summary["run_id"], after_id=cursor, chunk=chunk)
+    regroup.send(ctx, run_id=summary["run_id"], after_id=cursor, chunk=chunk)
     return summary
 
 
@@ -118,7 +115,7 @@ def regroup(ctx: TaskContext, *, run_id: int, after_id: int, chunk: int = CHUNK)
     if not rows:
         recompute_project(ctx.db, project_id)  # rollups follow the moved events
         return
-    ctx.enqueue("groups.regroup", run_id=run_id, after_id=rows[-1].id, chunk=chunk)
+    regroup.send(ctx, run_id=run_id, after_id=rows[-1].id, chunk=chunk)
 
 
 def _chunk(ctx: TaskContext, s: Any, run: RegroupRun, rows: list[Any], rules: Any) -> None:

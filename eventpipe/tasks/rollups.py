@@ -9,17 +9,12 @@ resolution's retention (pipeline.rollup.RETENTION)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
-
 from sqlalchemy import delete, func, select
 
 from eventpipe.metadata.db import Database, utcnow
 from eventpipe.metadata.models import Event, Rollup
 from eventpipe.pipeline.rollup import RESOLUTIONS, bucket_start, expiry_cutoffs, rollup_counts, series
-from eventpipe.tasks.api import task
-
-if TYPE_CHECKING:
-    from eventpipe.tasks.api import TaskContext
+from eventpipe.tasks.api import TaskContext, task
 
 
 def _rewrite(s, resolution: str, bucket: datetime, project_id: int | None) -> int:  # type: ignore[no-untyped-def]

@@ -178,19 +178,26 @@ def test_regroup_applies_new_rules_to_stored_events(make_runtime, db_url):
     assert {r["id"]: r["count"] for r in list_issues(rt.db, project_id=1)} == {merged: 9, keep: 2}
     for old in before - after:
         assert show_issue(rt.db, old)["id"] == merged  # merged-away ids redirect
-    # new events follow the rules at once
-    late = crash("ConnectionError", "elsewhere")
-    ingest(rt, 1, [late])
-    assert issue_of(rt, late["event_id"]) == merged
-
     # rules removed + regroup: the default grouping comes back, counts still exact
     set_rules(rt.db, 1, "", actor="alice")
     run = start_regroup(rt, 1, actor="alice", chunk=5)
     rt.broker.run_until_idle()
     summary = regroup_status(rt, run["run_id"])
-    assert summary["events_moved"] == 10 and summary["merged_away"] == 1 and summary["issues_created"] == 4
+    assert summary["events_moved"] == 9 and summary["merged_away"] == 1 and summary["issues_created"] == 3
     per_issue = sorted(events_per_issue(rt, 1).values())
-    assert per_issue == [1, 2, 3, 3, 3]
+    assert per_issue == [2, 3, 3, 3]
     assert sorted(r["count"] for r in list_issues(rt.db, project_id=1)) == per_issue
     with rt.db.session() as s:
-        assert s.scalar(select(func.count()).select_from(Event).where(Event.project_id == 1)) == 12
+        assert s.scalar(select(func.count()).select_from(Event).where(Event.project_id == 1)) == 11
+
+
+def test_new_events_follow_project_rules_at_once(make_runtime, db_url):
+    """Needs events.process to group by ``grouping_hash(event, rules_for_projects(...)[pid])``."""
+    rt = make_runtime(database_url=db_url)
+    ensure_project(rt.db, 1, "api")
+    first = crash("ConnectionError", "fetch")
+    ingest(rt, 1, [first])
+    set_rules(rt.db, 1, "error.type:ConnectionError -> connection-errors\n", actor="alice")
+    a, b = crash("ConnectionError", "send"), crash("ConnectionError", "recv")
+    ingest(rt, 1, [a, b])
+    assert issue_of(rt, a["event_id"]) == issue_of(rt, b["event_id"]) != issue_of(rt, first["event_id"])
