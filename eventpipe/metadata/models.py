@@ -362,9 +362,12 @@ class RegroupRun(Base):
     bodies_missing: Mapped[int] = mapped_column(BigInteger, default=0)
     issues_created: Mapped[int] = mapped_column(Integer, default=0)
     merged_away: Mapped[int] = mapped_column(Integer, default=0)
+    passes: Mapped[int] = mapped_column(Integer, default=1)
+    conflicts: Mapped[int] = mapped_column(BigInteger, default=0)  # events moved by others during this pass
     touched: Mapped[dict] = mapped_column(JSON)  # {old issue: {new issue: events moved}}, checked at the end
     status: Mapped[str] = mapped_column(String(16), default="running")
     started_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)  # last chunk done (stalled runs are re-sent)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
