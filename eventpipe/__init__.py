@@ -16,6 +16,26 @@ from eventpipe.tasks.api import ItemFailures, PermanentError, Task, TaskContext,
 
 __version__ = "0.1.0"
 
+# The errors a user of the API catches, each an EventpipeError. They live beside the code that
+# raises them and are imported on first use, so `import eventpipe` stays light and cycle-free.
+_LAZY_ERRORS = {
+    "ConfigError": "eventpipe.config",
+    "InvalidEvent": "eventpipe.pipeline.errors",
+    "KVError": "eventpipe.kvstore.base",
+    "KVUnavailable": "eventpipe.kvstore.base",
+    "PublishError": "eventpipe.queues.publisher",
+    "SubmitError": "eventpipe.ingest.submit",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY_ERRORS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'eventpipe' has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(module), name)
+
 
 def submit(project_id: int, event: Any) -> str:
     """Submit one event; returns its event id. Raises InvalidEvent (bad input) or SubmitError."""
@@ -47,9 +67,15 @@ def process_pending(threads: int = 4) -> None:
 
 
 __all__ = [
+    "ConfigError",
     "EventpipeError",
+    "InvalidEvent",
     "ItemFailures",
+    "KVError",
+    "KVUnavailable",
     "PermanentError",
+    "PublishError",
+    "SubmitError",
     "Task",
     "TaskContext",
     "UnknownJob",

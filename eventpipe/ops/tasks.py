@@ -1,12 +1,12 @@
 """Periodic ops tasks. ``ops.auto_rebalance`` runs the ``ops rebalance`` logic every 60 s when
-``EVENTPIPE_AUTO_REBALANCE=1`` is set in the worker's environment (off by default: moving backlogs
-is an operator's decision until they opt in). It skips a run while an earlier move is still going.
+``Settings.auto_rebalance`` is on (``EVENTPIPE_AUTO_REBALANCE=1`` in the worker's environment; off by
+default: moving backlogs is an operator's decision until they opt in). It skips a run while an
+earlier move is still going.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 from eventpipe.tasks.api import task
@@ -14,14 +14,10 @@ from eventpipe.tasks.api import task
 log = logging.getLogger("eventpipe.ops")
 
 
-def enabled() -> bool:
-    return os.environ.get("EVENTPIPE_AUTO_REBALANCE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
 @task("ops.auto_rebalance", queue="ops", max_retries=0, time_limit_ms=50_000, every="60s", schedule={"expires_s": 55})
 def auto_rebalance(rt: Any) -> dict[str, Any]:
     """Move surplus backlog between RabbitMQ nodes (EVENTPIPE_AUTO_REBALANCE=1)."""
-    if not enabled():
+    if not rt.settings.auto_rebalance:
         return {"skipped": "EVENTPIPE_AUTO_REBALANCE is not set"}
     if rt.settings.embedded or len(rt.settings.amqp_urls) < 2:
         return {"skipped": "needs two or more RabbitMQ nodes"}

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from eventpipe.errors import EventpipeError, UnknownTask
 
+
 if TYPE_CHECKING:
     from eventpipe.config import Settings
     from eventpipe.kvstore import KeyValueStore
@@ -226,6 +227,10 @@ CATALOGUE_MODULES = (
     "eventpipe.tasks.regroup",
     "eventpipe.tasks.cleanup",
     "eventpipe.ops.tasks",
+    "eventpipe.tasks.notify",
+    "eventpipe.tasks.notify_send",
+    "eventpipe.tasks.reports",
+    "eventpipe.tasks.monitors",
 )
 
 
