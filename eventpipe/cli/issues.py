@@ -75,6 +75,19 @@ def finish(rt: Any) -> bool:
     return False
 
 
+def notify_changes(rt: Any, rows: list[dict[str, Any]]) -> None:
+    """Tell the project's alert rules about status changes (``notify.send_activity``; the key
+    makes a redelivery a no-op) and, in the embedded mode, deliver before returning."""
+    from eventpipe.tasks.notify import send_activity
+
+    changed = [r for r in rows if r["changed"]]
+    for r in changed:
+        send_activity.send(rt, project_id=r["project_id"], issue_id=r["id"], kind=r["status"],
+                           key=f"{r['status']}:{r['id']}:{r['at']}", detail={"previous": r["previous"]})
+    if changed:
+        finish(rt)
+
+
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -166,7 +179,9 @@ def _status_command(name: str, status: str, doc: str) -> None:
         from eventpipe.metadata.issues import set_status
 
         until = parse_until(snooze["until"]) if snooze.get("until") else None
-        rows = set_status(runtime().db, list(issue_ids), status, actor=actor or default_actor(), until=until, count=snooze.get("count"))
+        rt = runtime()
+        rows = set_status(rt.db, list(issue_ids), status, actor=actor or default_actor(), until=until, count=snooze.get("count"))
+        notify_changes(rt, rows)
         if as_json:
             emit_json(rows)
             return

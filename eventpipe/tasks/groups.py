@@ -73,7 +73,12 @@ def start_merge(ctx: TaskContext, target_id: int, source_ids: Sequence[int], *, 
             s.execute(update(IssueRedirect).where(IssueRedirect.target_id == src).values(target_id=target))
             s.add(IssueRedirect(issue_id=src, project_id=target_issue.project_id, target_id=target, reason="merge", created_at=utcnow()))
         record_activity(s, project_id=target_issue.project_id, issue_id=target, kind="merge", actor=actor, data={"merged": sources})
+        project_id = target_issue.project_id
     merge.send(ctx, target_id=target, source_ids=sources, chunk=chunk)
+    from eventpipe.tasks.notify import send_activity  # the project's alert rules hear of it
+
+    send_activity.send(ctx, project_id=project_id, issue_id=target, kind="merged",
+                       key=f"merged:{target}:{','.join(map(str, sources))}", detail={"merged": sources, "actor": actor})
     return {"target": target, "merged": sources}
 
 
