@@ -11,7 +11,7 @@ import logging
 
 import click
 
-from . import db, dlq, events, federation, ingest, killswitch, kv, monitors, ops, projects, rules, schedules, stored, tasks, worker
+from . import cleanup, db, dlq, events, issues, federation, ingest, killswitch, kv, monitors, ops, projects, rules, schedules, stored, tasks, worker
 from ._common import EventpipeGroup
 
 @click.group(cls=EventpipeGroup)
@@ -24,6 +24,7 @@ def main(verbose: bool) -> None:
 
 ops.ops.add_command(killswitch.killswitch)
 ops.ops.add_command(dlq.dlq)
+cleanup.attach(projects.projects)
 
 for command in (
     tasks.tasks,
@@ -32,7 +33,8 @@ for command in (
     events.demo,
     events.send,
     events.stats,
-    events.issues,
+    issues.issues,
+    cleanup.cleanup,
     stored.events,
     kv.kv,
     schedules.schedules,

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from eventpipe.ingest.files import read_event_file_full
 from eventpipe.ingest.stored import store_attachments
 from eventpipe.ingest.submit import SubmitResult, submit_many
-from eventpipe.metadata.queries import ensure_project, issue_rows, store_totals, totals
+from eventpipe.metadata.queries import ensure_project, store_totals, totals
 from eventpipe.pipeline.demo import DEMO_PROJECTS, generate
 from eventpipe.pipeline.errors import InvalidEvent
 from eventpipe.schedules.control import apply_periodic_now
@@ -186,22 +186,4 @@ def stats(flush: bool, as_json: bool) -> None:
     print_totals(report)
 
 
-@group()
-def issues() -> None:
-    """Grouped issues."""
-
-
-@issues.command("list")
-@click.option("--project", "project_id", type=int, default=None)
-@click.option("--limit", type=int, default=None)
-@json_option
-def issues_list(project_id: int | None, limit: int | None, as_json: bool) -> None:
-    """Issues, most frequent first: id, title, count, first and last seen."""
-    rows = issue_rows(open_rt().db, project_id=project_id, limit=limit)
-    if as_json:
-        emit_json(rows)
-    else:
-        print_issues(rows, total=len(rows))
-
-
-__all__ = ["demo", "issues", "send", "stats"]
+__all__ = ["demo", "send", "stats"]
