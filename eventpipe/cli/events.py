@@ -19,7 +19,7 @@ from eventpipe.pipeline.demo import DEMO_PROJECTS, generate
 from eventpipe.pipeline.errors import InvalidEvent
 from eventpipe.schedules.control import apply_periodic_now
 
-from ._common import ExitCode, command, emit_json, err, group, json_option, open_rt, out, table
+from ._common import ExitCode, command, emit_json, err, json_option, open_rt, out, table
 
 if TYPE_CHECKING:
     from eventpipe.runtime import Runtime

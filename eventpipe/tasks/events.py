@@ -25,7 +25,9 @@ from eventpipe.metadata.db import utcnow
 from eventpipe.metadata.models import Activity
 from eventpipe.metadata.save import EventRow, save_events
 from eventpipe.pipeline.errors import InvalidEvent
-from eventpipe.pipeline.grouping import fingerprint_hash, title_and_culprit
+from eventpipe.metadata.grouping_rules import rules_for_projects
+from eventpipe.pipeline.fingerprint_rules import grouping_hash
+from eventpipe.pipeline.grouping import title_and_culprit
 from eventpipe.pipeline.keys import body_key
 from eventpipe.pipeline.normalize import normalize_event
 from eventpipe.pipeline.scrub import scrub_event
@@ -51,6 +53,7 @@ def process(ctx: TaskContext, items: list[Item]) -> ItemFailures:
     clean bodies (one ``get_many`` and one ``put_many`` per batch)."""
     keys = [body_key(it["project_id"], it["event_id"]) for it in items]
     bodies = ctx.store.get_many(keys)
+    rules = rules_for_projects(ctx.db, {it["project_id"] for it in items})  # server-side fingerprint rules
     failures: dict[int, BaseException] = {}
     clean: dict[str, bytes] = {}
     saves: list[Item] = []
@@ -77,7 +80,7 @@ def process(ctx: TaskContext, items: list[Item]) -> ItemFailures:
             {
                 "project_id": it["project_id"],
                 "event_id": it["event_id"],
-                "fingerprint": fingerprint_hash(event),
+                "fingerprint": grouping_hash(event, rules[it["project_id"]]),
                 "title": title,
                 "culprit": culprit,
                 "level": event["level"],
