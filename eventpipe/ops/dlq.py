@@ -299,3 +299,17 @@ def sql_walk(rt: Any, flt: Filter, *, action: str = "list") -> Outcome:
                 s.execute(delete(DeadLetter).where(DeadLetter.id.in_(ids)))
         out.purged = len(ids)
     return out
+
+
+def walk(rt: Any, flt: Filter, *, action: str = "list") -> Outcome:
+    """Dead letters of this deployment, wherever they are: RabbitMQ DLQs on every node, or the SQL
+    table in embedded mode (where a replay runs the work in this process before returning, or it
+    would vanish with the process). What ``ops dlq`` and the web console both call."""
+    if rt.settings.embedded:
+        result = sql_walk(rt, flt, action=action)
+        if action == "replay" and result.replayed and hasattr(rt.broker, "run_until_idle"):
+            rt.broker.run_until_idle()
+        return result
+    from .nodes import nodes_for
+
+    return rabbit_walk(nodes_for(rt.settings), rt.topology, rt.registry.queues(), flt, action=action)

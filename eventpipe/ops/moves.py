@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pika
 
@@ -279,3 +280,20 @@ def wait_empty(conns: Sequence[BrokerNode], queue: str, *, on_progress: Callable
         if time.monotonic() - t0 > timeout_s:
             raise OpsError(f"{queue} still holds {total} messages after {timeout_s:.0f}s")
         time.sleep(poll_s)
+
+
+def drain_whole_node(rt: Any, name: str, *, chunk: int = 5000, timeout_s: float = 3600.0,
+                     on_progress: Callable[[int, int], None] | None = None) -> DrainResult:
+    """``ops drain --node`` as one call: flag the node drained (publishers skip it), wait until
+    every publisher's cached flag has expired, then move its backlog to the other nodes that are
+    not drained. On an error the flag stays set (undo with :func:`eventpipe.ops.state.clear_drained`)."""
+    from .nodes import nodes_for
+    from .state import CACHE_S, load_drained_nodes, mark_drained
+
+    nodes = nodes_for(rt.settings)
+    find_node(nodes, name)
+    mark_drained(rt.db, name, reason="eventpipe ops drain")
+    time.sleep(CACHE_S + 0.5)
+    excluded = load_drained_nodes(rt.db) - {name}
+    return drain_node(nodes, name, rt.topology, rt.registry.queues(), excluded=excluded, chunk=chunk,
+                      on_progress=on_progress, timeout_s=timeout_s)

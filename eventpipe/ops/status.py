@@ -240,3 +240,19 @@ def collect(rt: Any) -> Report:
         workers, errors = [], [*errors, f"workers: {exc}"]
     rows.sort(key=lambda r: (r.queue, r.node))
     return Report(rows, workers, links, totals, settings.lag_threshold_seconds, settings.backlog_threshold, errors)
+
+
+def embedded_rows(rt: Any) -> list[QueueRow]:
+    """The in-process queues of an embedded runtime (this process only): ready and in-flight counts.
+    Other processes' in-process queues are invisible by construction."""
+    rows = []
+    queues = getattr(rt.broker, "queues", {}) or {}
+    for name in sorted(set(queues) | set(rt.queue_names())):
+        if ".DQ" in name or ".XQ" in name:  # dramatiq's delay/dead queues of the stub broker
+            continue
+        q = queues.get(name)
+        ready = q.qsize() if q is not None else 0
+        in_flight = max(0, q.unfinished_tasks - ready) if q is not None else 0
+        rows.append(QueueRow(queue=rt.topology.logical(name), node="embedded", ready=ready, unacked=in_flight,
+                             consumers=None, lag_seconds=None))
+    return rows
