@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     lag_threshold_seconds: float = Field(default=60.0, gt=0)
     backlog_threshold: int = Field(default=100_000, ge=1)
     pools: dict[str, PoolSpec] = Field(default_factory=dict)
+    web_secret: str | None = Field(
+        default=None, description="key signing web console sessions; default: generated once under home"
+    )
 
     @field_validator("queue_prefix")
     @classmethod
