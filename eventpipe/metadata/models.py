@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -79,6 +80,21 @@ class Event(Base):
     size: Mapped[int] = mapped_column(Integer)
     platform: Mapped[str] = mapped_column(String(32), default="other")
     level: Mapped[str] = mapped_column(String(16), default="error")
+    fingerprint: Mapped[str] = mapped_column(String(64), default="")  # the hash it was grouped by
+
+
+class GroupHash(Base):
+    """Every fingerprint hash an issue owns (the reference system's GroupHash). The save path maps
+    hashes to issues through this table, so after a merge new events of a merged-away hash land in
+    the surviving issue, and an unmerge moves a hash (and its events) to a new issue."""
+
+    __tablename__ = "group_hashes"
+    __table_args__ = (UniqueConstraint("project_id", "hash", name="uq_group_hash"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id"), index=True)
 
 
 class AcceptedEvent(Base):
@@ -186,6 +202,95 @@ class QueuePause(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
 
 
+# --- scheduler: one row per job (watermark, pause) and one row per slot ---------------------------
+# ``schedule_slots`` is both the SQL claim table and the history: with SQL claims a row is inserted
+# (unique ``(job, kind, slot)``) when a scheduler claims the slot and completed with ``fired_at`` once
+# the message is published; with Redis claims the row is written at fire time. A row whose
+# ``fired_at`` is NULL is a claimed slot still owed a publish.
+
+KIND_SCHEDULED = "scheduled"
+KIND_MANUAL = "manual"
+
+
+class ScheduleJob(Base):
+    """Per job: ``last_slot`` is the watermark (every slot up to it has been decided: fired, claimed
+    or skipped by the catch-up policy), so a restart neither repeats nor skips slots; ``paused`` is
+    read by every scheduler on every tick that has something due."""
+
+    __tablename__ = "schedule_jobs"
+
+    job: Mapped[str] = mapped_column(String(200), primary_key=True)
+    last_slot: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    paused_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    paused_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class ScheduleSlot(Base):
+    """One slot of one job: claim (SQL mode) and history (both modes)."""
+
+    __tablename__ = "schedule_slots"
+    __table_args__ = (
+        Index("ix_schedule_slots_fired_at", "fired_at"),
+        Index("ix_schedule_slots_job_fired_at", "job", "fired_at"),
+    )
+
+    job: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # "scheduled" | "manual"
+    slot: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
+    task: Mapped[str] = mapped_column(String(200))
+    claimed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    fired_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    fired_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    message_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+# --- operator flags: drained nodes, closed queues, kill-switch rules ----------------------------
+# Every publisher, worker and ``eventpipe ops`` invocation shares the metadata database, so a flag
+# written here reaches every process (each caches it ~2 s) with no extra service.
+
+class DrainedNode(Base):
+    """A RabbitMQ node (``HOST:PORT``) publishers must not use (``eventpipe ops drain --node``)."""
+
+    __tablename__ = "ops_drained_nodes"
+
+    node: Mapped[str] = mapped_column(String(200), primary_key=True)
+    drained_at: Mapped[datetime] = mapped_column(DateTime)
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class ClosedQueue(Base):
+    """A logical queue that refuses new work (``eventpipe ops drain --queue``); retries of
+    messages already in the system are still accepted so nothing in flight is lost."""
+
+    __tablename__ = "ops_closed_queues"
+
+    queue: Mapped[str] = mapped_column(String(200), primary_key=True)
+    closed_at: Mapped[datetime] = mapped_column(DateTime)
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class KillSwitchRule(Base):
+    """Workers drop messages whose task matches ``task`` (fnmatch pattern) and whose kwargs equal
+    every ``where`` item. ``dropped`` is incremented by workers (batched, best effort)."""
+
+    __tablename__ = "ops_killswitches"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    task: Mapped[str] = mapped_column(String(200))
+    where: Mapped[dict] = mapped_column(JSON)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    dropped: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+__all__ = ["ClosedQueue", "DrainedNode", "KillSwitchRule"]
+
+
 # Web console (eventpipe.web): its users and the audit trail of every action taken there ---------
 class WebUser(Base):
     """A console login. ``password_hash`` is ``scrypt$n$r$p$salt$hash`` (base64), never the password."""
@@ -210,7 +315,3 @@ class AuditEntry(Base):
     target: Mapped[str] = mapped_column(String(300), index=True)
     outcome: Mapped[str] = mapped_column(String(16), default="ok")  # ok | refused | failed
     detail: Mapped[dict] = mapped_column(JSON)
-
-
-from eventpipe.schedules import models as _schedule_models  # noqa: E402,F401
-from eventpipe.ops import models as _ops_models  # noqa: E402,F401

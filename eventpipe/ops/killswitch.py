@@ -30,7 +30,7 @@ from sqlalchemy import delete, select, update
 
 from eventpipe.metadata.db import utcnow
 
-from .models import KillSwitchRule
+from eventpipe.metadata.models import KillSwitchRule
 from .state import CACHE_S
 
 log = logging.getLogger("eventpipe.killswitch")

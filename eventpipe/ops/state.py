@@ -19,7 +19,7 @@ from eventpipe.metadata.db import utcnow
 from eventpipe.metadata.models import QueuePause
 from eventpipe.metadata.repo import insert_ignore
 
-from .models import ClosedQueue, DrainedNode
+from eventpipe.metadata.models import ClosedQueue, DrainedNode
 
 log = logging.getLogger("eventpipe.ops")
 

@@ -30,7 +30,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from eventpipe.metadata.repo import insert_ignore
-from eventpipe.schedules.models import KIND_SCHEDULED, ScheduleSlot
+from eventpipe.metadata.models import KIND_SCHEDULED, ScheduleSlot
 from eventpipe.schedules.spec import EPOCH, epoch_ms, naive_utc, to_utc
 from eventpipe.schedules.store import dialect_insert
 

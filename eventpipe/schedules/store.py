@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, delete, func, insert, or_, select, tuple_, upd
 from sqlalchemy.orm import Session
 
 from eventpipe.metadata.repo import insert_ignore
-from eventpipe.schedules.models import KIND_SCHEDULED, ScheduleJob, ScheduleSlot
+from eventpipe.metadata.models import KIND_SCHEDULED, ScheduleJob, ScheduleSlot
 from eventpipe.schedules.spec import naive_utc, to_utc
 
 _SLOTS: Any = ScheduleSlot.__table__

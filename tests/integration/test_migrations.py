@@ -14,8 +14,6 @@ def test_migrations_match_models(db_url):
     db = Database(db_url)
     db.upgrade()
     db.upgrade()  # idempotent
-    import eventpipe.ops.models  # noqa: F401  (every subsystem's models)
-    import eventpipe.schedules.models  # noqa: F401
 
     with db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)

@@ -19,7 +19,7 @@ from eventpipe.runtime import Runtime
 from eventpipe.schedules import control, store
 from eventpipe.schedules.claims import RedisClaims, SqlClaims
 from eventpipe.schedules.expiry import SlotExpiry
-from eventpipe.schedules.models import ScheduleSlot
+from eventpipe.metadata.models import ScheduleSlot
 from eventpipe.schedules.scheduler import Scheduler
 from eventpipe.schedules.spec import JobRegistry, JobSpec
 
