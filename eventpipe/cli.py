@@ -341,6 +341,7 @@ def _attach_subsystems() -> None:
         ("eventpipe.queues.worker_cli", ("worker",)),
         ("eventpipe.ops.cli", ("ops",)),
         ("eventpipe.ingest.server", ("ingest",)),
+        ("eventpipe.web.cli", ("web", "users")),
     ):
         try:
             mod = import_module(module)

@@ -17,7 +17,7 @@ from eventpipe.pipeline.keys import body_key
 from eventpipe.pipeline.rollup import buckets_between
 
 from .db import Database, utcnow
-from .models import Activity, Event, Issue, Rollup
+from .models import Activity, Event, GroupHash, Issue, Rollup
 
 SORTS = {"last_seen": Issue.last_seen.desc(), "count": Issue.times_seen.desc(), "first_seen": Issue.first_seen.desc()}
 STATUSES = ("unresolved", "resolved", "ignored")
@@ -131,3 +131,13 @@ def issue_activity(db: Database, issue_id: int) -> list[dict[str, Any]]:
     with db.session() as s:
         return [{"kind": a.kind, "event_id": a.event_id, "at": _iso(a.created_at), "notified_at": _iso(a.notified_at)}
                 for a in s.scalars(select(Activity).where(Activity.issue_id == issue_id).order_by(Activity.created_at, Activity.id))]
+
+
+def issue_hashes(db: Database, issue_id: int) -> list[str]:
+    """Every fingerprint hash the issue owns (``group_hashes``), or its own hash when none is recorded."""
+    with db.session() as s:
+        hashes = list(s.scalars(select(GroupHash.hash).where(GroupHash.issue_id == issue_id).order_by(GroupHash.id)))
+        if not hashes:
+            own = s.scalar(select(Issue.fingerprint_hash).where(Issue.id == issue_id))
+            hashes = [own] if own else []
+    return hashes
