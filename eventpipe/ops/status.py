@@ -132,8 +132,11 @@ def node_rows(node: BrokerNode, topology: Topology, logical: list[str]) -> list[
     try:
         for name in names:
             ch = conn.channel()
+            declared_consumers: int | None = None
             try:
-                ready: int | None = int(ch.queue_declare(name, passive=True).method.message_count)
+                ok = ch.queue_declare(name, passive=True).method
+                ready: int | None = int(ok.message_count)
+                declared_consumers = int(ok.consumer_count)  # exact too; used when management is down
             except pika.exceptions.ChannelClosedByBroker:
                 ready = None
             finally:
@@ -146,7 +149,7 @@ def node_rows(node: BrokerNode, topology: Topology, logical: list[str]) -> list[
             rows.append(QueueRow(
                 queue=topology.logical(name), node=node.host_port,
                 ready=ready if ready is not None else (st.messages_ready if st else None),
-                unacked=st.messages_unacked if st else None, consumers=st.consumers if st else None,
+                unacked=st.messages_unacked if st else None, consumers=st.consumers if st else declared_consumers,
                 lag_seconds=round(lag, 3) if lag is not None else None,
                 publish_rate=st.publish_rate if st else None, deliver_rate=st.deliver_rate if st else None,
                 ack_rate=st.ack_rate if st else None,

@@ -56,6 +56,7 @@ class Console:
     env: dict[str, str]
     cwd: Path
     passwords: dict[str, str] = field(default_factory=dict)
+    issues: list[dict[str, Any]] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
 
     def cli(self, *args: str) -> Any:
