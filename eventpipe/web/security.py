@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.middleware.base import BaseHTTPMiddleware
@@ -72,7 +73,7 @@ class RequireSession(BaseHTTPMiddleware):
         if path == "/login" or path.startswith(PUBLIC_PREFIXES[1]):
             return await call_next(request)
         name = request.session.get("user")
-        user = get_user(self.db, name) if name else None
+        user = await run_in_threadpool(get_user, self.db, name) if name else None
         if user is None:
             request.session.clear()
             if request.method in ("GET", "HEAD"):
