@@ -151,7 +151,7 @@ def post_from_page(driver: Any, path: str, fields: dict[str, str]) -> tuple[int,
 
 
 def screenshot_path(tmp_path: Path, name: str) -> Path:
-    """docs/NAME when EVENTPIPE_WRITE_SCREENSHOTS=1 (how docs/console-*.png are made), else tmp."""
-    if os.environ.get("EVENTPIPE_WRITE_SCREENSHOTS") == "1":
+    """docs/NAME when CONSOLE_SCREENSHOTS=1 (how docs/console-*.png are made), else tmp."""
+    if os.environ.get("CONSOLE_SCREENSHOTS") == "1":
         return REPO / "docs" / name
     return tmp_path / name
