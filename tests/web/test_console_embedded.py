@@ -179,6 +179,22 @@ def test_embedded_queues_page_pause_and_resume(browser: Any, console: Console, t
     assert console.cli("ops", "paused") == []
 
 
+def test_schedule_pause_run_now_and_resume(browser: Any, console: Console) -> None:
+    sign_in(browser, console, "alice")
+    browser.get(console.url + "/workers")
+    row = "#jobs tr[data-job='rollups.hourly']"
+    browser.find_element(By.CSS_SELECTOR, f"{row} button.pause").click()
+    wait_until(lambda: "paused" in browser.find_element(By.CSS_SELECTOR, f"{row} td.state").text, 15, "job paused")
+    assert "web:alice" in browser.find_element(By.CSS_SELECTOR, f"{row} td.state").text
+    browser.find_element(By.CSS_SELECTOR, f"{row} button.run").click()
+    wait_until(lambda: "published now" in browser.find_element(By.CSS_SELECTOR, ".flash").text, 60, "run now")
+    assert browser.find_element(By.CSS_SELECTOR, f"{row} td.last-run").text.endswith("ago")
+    job = next(j for j in console.cli("schedules", "list") if j["job"] == "rollups.hourly")
+    assert job["paused"] is True and job["last_run"] is not None
+    browser.find_element(By.CSS_SELECTOR, f"{row} button.resume").click()
+    wait_until(lambda: browser.find_element(By.CSS_SELECTOR, f"{row} td.state").text == "active", 15, "job resumed")
+
+
 def test_failed_sign_ins_are_rate_limited(browser: Any, console: Console) -> None:
     """Last in this module: it locks the test's address out of signing in for a while."""
     for _ in range(5):

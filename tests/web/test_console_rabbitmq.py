@@ -93,6 +93,10 @@ def test_pause_in_the_browser_stops_the_worker_taking_the_queue(browser: Any, de
     wait_until(lambda: _done(rt, warm) == 3, 180, "the worker to run the warm-up tasks: " + deployment["log"].read_text()[-2000:])
 
     sign_in(browser, console, "alice")
+    browser.get(console.url + "/workers")  # the live worker, from its heartbeat
+    workers = browser.find_elements(By.CSS_SELECTOR, "#workers tr.worker")
+    assert [w.get_attribute("data-queues") for w in workers] == [QUEUE]
+    assert int(workers[0].find_element(By.CSS_SELECTOR, "td.tasks-done").text) >= 0
     browser.get(console.url + "/queues")
     wait_until(lambda: _cell(browser, "consumers") not in ("0", "-"), 60, "the worker's consumer on the queues page")
 
@@ -133,3 +137,18 @@ def test_dead_letter_shown_then_replayed(browser: Any, deployment: dict[str, Any
     assert not browser.find_elements(By.CSS_SELECTOR, row)
     browser.get(console.url + "/audit")
     assert f"alice dlq.replay dead_letter:{message.message_id} ok" in browser.find_element(By.ID, "audit").text
+
+
+def test_drain_node_asks_for_confirmation_then_flags_it(browser: Any, deployment: dict[str, Any]) -> None:
+    """Last in this module: the machine's only node is drained (in this test's database only)."""
+    console = deployment["console"]
+    node = "127.0.0.1:5672"
+    sign_in(browser, console, "alice")
+    browser.get(console.url + "/queues")
+    browser.find_element(By.CSS_SELECTOR, f"#nodes tr[data-node='{node}'] a.button").click()
+    wait_until(lambda: browser.find_elements(By.ID, "confirm-drain"), 30, "the confirmation page")
+    assert f"Drain node {node}?" in browser.find_element(By.TAG_NAME, "h1").text
+    browser.find_element(By.ID, "confirm-drain").click()
+    wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, f"#nodes tr[data-node='{node}'] .badge.drained"), 30, "node drained")
+    browser.find_element(By.CSS_SELECTOR, f"#nodes tr[data-node='{node}'] button").click()
+    wait_until(lambda: not browser.find_elements(By.CSS_SELECTOR, f"#nodes tr[data-node='{node}'] .badge.drained"), 30, "node undrained")
