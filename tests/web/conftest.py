@@ -155,3 +155,19 @@ def screenshot_path(tmp_path: Path, name: str) -> Path:
     if os.environ.get("CONSOLE_SCREENSHOTS") == "1":
         return REPO / "docs" / name
     return tmp_path / name
+
+
+def click(driver: Any, css: str, timeout: float = 30) -> None:
+    """Click the element matching ``css`` inside an auto-refreshing region: a refresh may replace
+    it between finding and clicking, so find it again until the click lands."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    def attempt() -> bool:
+        try:
+            driver.find_element(By.CSS_SELECTOR, css).click()
+            return True
+        except StaleElementReferenceException:
+            return False
+
+    wait_until(attempt, timeout, f"a clickable {css}")

@@ -13,6 +13,7 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from tests.web.conftest import (
+    click,
     Console,
     base_env,
     eventpipe,
@@ -171,10 +172,10 @@ def test_embedded_queues_page_pause_and_resume(browser: Any, console: Console, t
     rows = browser.find_elements(By.CSS_SELECTOR, "#queues tr.queue")
     assert {r.get_attribute("data-node") for r in rows} == {"embedded"}
     assert "events.save" in {r.get_attribute("data-queue") for r in rows}
-    browser.find_element(By.CSS_SELECTOR, "#pauses button.pause[data-queue='rollups']").click()
+    click(browser, "#pauses button.pause[data-queue='rollups']")
     wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, "#pauses button.resume[data-queue='rollups']"), 15, "rollups paused")
     assert console.cli("ops", "paused")[0]["queue"] == "rollups"
-    browser.find_element(By.CSS_SELECTOR, "#pauses button.resume[data-queue='rollups']").click()
+    click(browser, "#pauses button.resume[data-queue='rollups']")
     wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, "#pauses button.pause[data-queue='rollups']"), 15, "rollups resumed")
     assert console.cli("ops", "paused") == []
 
@@ -183,15 +184,15 @@ def test_schedule_pause_run_now_and_resume(browser: Any, console: Console) -> No
     sign_in(browser, console, "alice")
     browser.get(console.url + "/workers")
     row = "#jobs tr[data-job='rollups.hourly']"
-    browser.find_element(By.CSS_SELECTOR, f"{row} button.pause").click()
+    click(browser, f"{row} button.pause")
     wait_until(lambda: "paused" in browser.find_element(By.CSS_SELECTOR, f"{row} td.state").text, 15, "job paused")
     assert "web:alice" in browser.find_element(By.CSS_SELECTOR, f"{row} td.state").text
-    browser.find_element(By.CSS_SELECTOR, f"{row} button.run").click()
+    click(browser, f"{row} button.run")
     wait_until(lambda: "published now" in browser.find_element(By.CSS_SELECTOR, ".flash").text, 60, "run now")
     assert browser.find_element(By.CSS_SELECTOR, f"{row} td.last-run").text.endswith("ago")
     job = next(j for j in console.cli("schedules", "list") if j["job"] == "rollups.hourly")
     assert job["paused"] is True and job["last_run"] is not None
-    browser.find_element(By.CSS_SELECTOR, f"{row} button.resume").click()
+    click(browser, f"{row} button.resume")
     wait_until(lambda: browser.find_element(By.CSS_SELECTOR, f"{row} td.state").text == "active", 15, "job resumed")
 
 

@@ -20,6 +20,7 @@ from selenium.webdriver.common.by import By
 from tests.conftest import PG_ADMIN_URL
 from tests.rabbitmq.conftest import MACHINE_AMQP, delete_queues
 from tests.web.conftest import (
+    click,
     Console,
     base_env,
     screenshot_path,
@@ -100,7 +101,7 @@ def test_pause_in_the_browser_stops_the_worker_taking_the_queue(browser: Any, de
     browser.get(console.url + "/queues")
     wait_until(lambda: _cell(browser, "consumers") not in ("0", "-"), 60, "the worker's consumer on the queues page")
 
-    browser.find_element(By.CSS_SELECTOR, f"#pauses button.pause[data-queue='{QUEUE}']").click()
+    click(browser, f"#pauses button.pause[data-queue='{QUEUE}']")
     wait_until(lambda: "paused" in browser.find_element(By.CSS_SELECTOR, ".flash").text, 30, "the pause confirmation")
     wait_until(lambda: _cell(browser, "consumers") == "0", 60, "the worker's consumer gone (page refresh)")
     keys = [f"p{i}" for i in range(5)]
@@ -110,7 +111,7 @@ def test_pause_in_the_browser_stops_the_worker_taking_the_queue(browser: Any, de
     browser.refresh()
     assert _cell(browser, "ready") == "5" and _done(rt, keys) == 0  # still waiting: nobody takes them
 
-    browser.find_element(By.CSS_SELECTOR, f"#pauses button.resume[data-queue='{QUEUE}']").click()
+    click(browser, f"#pauses button.resume[data-queue='{QUEUE}']")
     wait_until(lambda: _done(rt, keys) == 5, 90, "the worker taking the queue again after resume")
     wait_until(lambda: _cell(browser, "ready") == "0", 60, "the queue shown empty again")
 
@@ -124,7 +125,7 @@ def test_dead_letter_shown_then_replayed(browser: Any, deployment: dict[str, Any
     wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, row), 90, "the dead letter on the queues page")
     browser.save_screenshot(str(screenshot_path(tmp_path, "console-queues.png")))
 
-    browser.find_element(By.CSS_SELECTOR, f"{row} a.show-dead-letter").click()
+    click(browser, f"{row} a.show-dead-letter")
     wait_until(lambda: browser.find_elements(By.ID, "dl-reason"), 30, "the dead letter page")
     assert "dependency missing" in browser.find_element(By.ID, "dl-reason").text
     assert "PermanentError" in browser.find_element(By.ID, "dl-traceback").text
@@ -145,10 +146,10 @@ def test_drain_node_asks_for_confirmation_then_flags_it(browser: Any, deployment
     node = "127.0.0.1:5672"
     sign_in(browser, console, "alice")
     browser.get(console.url + "/queues")
-    browser.find_element(By.CSS_SELECTOR, f"#nodes tr[data-node='{node}'] a.button").click()
+    click(browser, f"#nodes tr[data-node='{node}'] a.button")
     wait_until(lambda: browser.find_elements(By.ID, "confirm-drain"), 30, "the confirmation page")
     assert f"Drain node {node}?" in browser.find_element(By.TAG_NAME, "h1").text
     browser.find_element(By.ID, "confirm-drain").click()
     wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, f"#nodes tr[data-node='{node}'] .badge.drained"), 30, "node drained")
-    browser.find_element(By.CSS_SELECTOR, f"#nodes tr[data-node='{node}'] button").click()
+    click(browser, f"#nodes tr[data-node='{node}'] button")
     wait_until(lambda: not browser.find_elements(By.CSS_SELECTOR, f"#nodes tr[data-node='{node}'] .badge.drained"), 30, "node undrained")
