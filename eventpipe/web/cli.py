@@ -24,7 +24,7 @@ def _rt() -> Any:
 
 @click.command("web")
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to bind; the console is for this machine unless you say otherwise")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="0: any free port (printed)")
 @click.option("--json", "as_json", is_flag=True, help="print {\"url\": ...} as JSON once listening")
 def web(host: str, port: int, as_json: bool) -> None:
     """Serve the web console (issues, queues, workers, schedules); sign in with `eventpipe users add`."""
@@ -37,7 +37,7 @@ def web(host: str, port: int, as_json: bool) -> None:
 
     def ready(url: str) -> None:
         if as_json:
-            _emit({"url": url, "embedded": rt.settings.embedded})
+            click.echo(json.dumps({"url": url, "embedded": rt.settings.embedded}), nl=True)
         else:
             click.echo(f"eventpipe console on {url} (Ctrl-C stops it)")
 

@@ -7,7 +7,7 @@ from typing import Any
 
 
 def serve(rt: Any, *, host: str = "127.0.0.1", port: int = 8000, on_ready: Callable[[str], None] | None = None) -> None:
-    """Serve until interrupted. ``on_ready`` gets the URL once the socket listens."""
+    """Serve until interrupted. ``on_ready`` gets the URL once the socket listens (port 0: any free port)."""
     import uvicorn
 
     from .app import create_app
@@ -21,7 +21,11 @@ def serve(rt: Any, *, host: str = "127.0.0.1", port: int = 8000, on_ready: Calla
         async def startup(sockets: Any = None) -> None:
             await original(sockets=sockets)
             if server.started:
-                on_ready(f"http://{host}:{port}/")
+                bound = port
+                for srv in getattr(server, "servers", []):
+                    for sock in getattr(srv, "sockets", []):
+                        bound = int(sock.getsockname()[1])  # the real port when asked for port 0
+                on_ready(f"http://{host}:{bound}/")
 
         server.startup = startup  # type: ignore[method-assign]
     server.run()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -38,12 +37,6 @@ def eventpipe(env: dict[str, str], cwd: Path, *args: str, timeout: float = 300) 
     return proc
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def base_env(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTPIPE_")}
     env.update({"PYTHONPATH": str(REPO), "EVENTPIPE_HOME": str(home), **extra})
@@ -65,23 +58,24 @@ class Console:
 
 
 def start_console(env: dict[str, str], cwd: Path, users: dict[str, str]) -> Console:
-    """Create the users (`eventpipe users add`), start `eventpipe web` on a free port, wait for it."""
-    port = free_port()
-    console = Console(url=f"http://127.0.0.1:{port}", env=env, cwd=cwd)
+    """Create the users (`eventpipe users add`), start `eventpipe web --port 0 --json` (any free
+    port, no race with other programs) and read the URL it prints once listening."""
+    console = Console(url="", env=env, cwd=cwd)
     for name, role in users.items():
         console.passwords[name] = console.cli("users", "add", name, "--role", role)["password"]
-    log = open(cwd / f"web-{port}.log", "wb")  # noqa: SIM115 - closed with the process
-    console.proc = subprocess.Popen([sys.executable, "-m", "eventpipe.cli", "web", "--port", str(port)], env=env,
-                                    cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    out_path, log_path = cwd / "web.out", cwd / "web.log"
+    with open(out_path, "wb") as out, open(log_path, "wb") as log:
+        console.proc = subprocess.Popen([sys.executable, "-u", "-m", "eventpipe.cli", "web", "--port", "0", "--json"],
+                                        env=env, cwd=cwd, stdout=out, stderr=log, start_new_session=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        assert console.proc.poll() is None, (cwd / f"web-{port}.log").read_text()
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return console
-        except OSError:
-            time.sleep(0.3)
-    raise AssertionError("eventpipe web did not listen within 120 s")
+        assert console.proc.poll() is None, log_path.read_text()
+        line = out_path.read_text().strip()
+        if line:
+            console.url = json.loads(line.splitlines()[0])["url"].rstrip("/")
+            return console
+        time.sleep(0.3)
+    raise AssertionError("eventpipe web did not listen within 120 s: " + log_path.read_text())
 
 
 def stop_console(console: Console) -> None:
