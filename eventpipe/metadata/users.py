@@ -14,9 +14,11 @@ import hashlib
 import hmac
 import secrets
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import delete, select
+
+from eventpipe.errors import EventpipeError
 
 from .db import Database, utcnow
 from .models import AuditEntry, WebUser
@@ -26,8 +28,11 @@ SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1  # ~50 ms and 32 MiB per hash on one 
 _MAXMEM = 64 * 1024 * 1024
 
 
-class UserError(ValueError):
+class UserError(EventpipeError, ValueError):
     """A user cannot be created or changed; the message says why and what to do."""
+
+    exit_code: ClassVar[int] = 2
+    hint: ClassVar[str] = "`eventpipe users list` shows the users; `eventpipe users add NAME --role admin|viewer`"
 
 
 def hash_password(password: str, *, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P) -> str:

@@ -1,4 +1,5 @@
-"""Executing backlog moves with dynamic shovels: ``ops rebalance`` and ``ops drain --node``.
+"""Executing backlog moves with dynamic shovels (``ops rebalance``, ``ops drain --node``), and the
+other operator actions on a backlog: draining a queue and purging one.
 
 Every move is a shovel (``eventpipe.queues.shovel``) with ``ack-mode: on-confirm`` (a message
 leaves its source only after the destination confirmed it: a crash duplicates, never loses) and
@@ -21,10 +22,12 @@ import pika
 from eventpipe.queues import shovel
 from eventpipe.queues.declare import DLQ_ARGS, WORK_ARGS, delay_args, on_fresh_channel
 from eventpipe.queues.management import BrokerNode, ManagementError
+from eventpipe.queues.nodes import connect, queue_depth
 from eventpipe.queues.topology import Topology
 
-from .nodes import OpsError, classify, connect, find_node, ready_count
+from .nodes import OpsError, find_node, nodes_for
 from .plan import Load, Move
+from eventpipe.metadata.flags import CACHE_S, close_queue, load_drained_nodes, mark_drained
 
 log = logging.getLogger("eventpipe.ops")
 
@@ -54,7 +57,7 @@ class DrainResult:
 def ensure_queue(node: BrokerNode, topology: Topology, physical: str) -> None:
     """Declare ``physical`` on ``node`` exactly as eventpipe declares it everywhere (a shovel
     publishing to a missing queue would drop messages as unroutable, yet confirmed)."""
-    kind = classify(topology, physical)
+    kind = topology.classify(physical)
     args = {"work": WORK_ARGS, "dlq": DLQ_ARGS}.get(kind.kind)
     if kind.kind == "delay" and kind.delay_ms is not None:
         args = delay_args(topology, kind.logical, kind.delay_ms)
@@ -70,7 +73,7 @@ def ensure_queue(node: BrokerNode, topology: Topology, physical: str) -> None:
 def depth(node: BrokerNode, queue: str) -> int:
     conn = connect(node.amqp_url)
     try:
-        return ready_count(conn, queue) or 0
+        return queue_depth(conn, queue) or 0
     finally:
         conn.close()
 
@@ -88,6 +91,7 @@ def run_shovel(src: BrokerNode, dst: BrokerNode, queue: str, count: int, topolog
     handle = shovel.move_backlog(src, dst, queue, count)
     deadline = time.monotonic() + timeout_s
     reported = 0
+    ever_running = False
     try:
         while True:
             state = shovel.shovel_state(handle)
@@ -98,8 +102,11 @@ def run_shovel(src: BrokerNode, dst: BrokerNode, queue: str, count: int, topolog
                 reported = min(arrived, count)
             if state is None:
                 break
-            if str(state.get("state")) == "terminated":
-                raise OpsError(f"shovel {handle.name} terminated: {state.get('reason', 'no reason given')}")
+            # RabbitMQ restarts a broken shovel forever: its state is watched, never waited out
+            ever_running = ever_running or str(state.get("state")) == "running" or arrived > 0
+            problem = shovel.shovel_problem(handle, state, ever_running=ever_running)
+            if problem is not None:
+                raise OpsError(problem)
             if depth(src, queue) == 0:
                 # the source is empty: either the shovel took its count and is about to delete
                 # itself (confirms in flight), or local consumers took some and it would wait
@@ -157,7 +164,7 @@ def loads(nodes: Sequence[BrokerNode], topology: Topology, logical: Sequence[str
         try:
             try:
                 with node.client(timeout=5.0) as mc:
-                    names = {q.name for q in mc.queues(node.vhost) if classify(topology, q.name).kind == "work"}
+                    names = {q.name for q in mc.queues(node.vhost) if topology.classify(q.name).kind == "work"}
             except ManagementError as exc:
                 errors.append(f"{node.host_port}: {exc}")
                 names = {topology.queue(q) for q in logical}  # probe the registered ones instead
@@ -175,14 +182,14 @@ def node_backlog(node: BrokerNode, topology: Topology, logical: Sequence[str], *
     names: set[str] = set()
     with node.client(timeout=10.0) as mc:  # lists every queue, declared by anyone
         for q in mc.queues(node.vhost):
-            kind = classify(topology, q.name).kind
+            kind = topology.classify(q.name).kind
             if kind == "work" or (include_delay and kind == "delay"):
                 names.add(q.name)
     conn = connect(node.amqp_url)
     try:
         out = {}
         for name in sorted(names):
-            n = ready_count(conn, name)
+            n = queue_depth(conn, name)
             if n is not None:
                 out[name] = n
         return out
@@ -215,6 +222,7 @@ def drain_node(
         raise OpsError(f"no other node to move {name}'s backlog to: every other node is drained or none is configured")
     result = DrainResult(node=name, moved=0, passes=0, elapsed_s=0.0)
     turn = 0
+    failures: list[str] = []  # consecutive failed moves; reset by any move that moved something
     while True:
         if time.monotonic() - t0 > timeout_s:
             raise OpsError(f"drain of {name} not finished after {timeout_s:.0f}s; {result.moved} moved so far")
@@ -241,9 +249,13 @@ def drain_node(
                 except (OpsError, ManagementError, shovel.ShovelError) as exc:
                     log.warning("move of %s to %s failed (%s); trying the next node", queue, dst.host_port, exc)
                     result.moves.append(MoveResult(topology.logical(queue), name, dst.host_port, take, 0, str(exc)))
-                    if len(targets) == 1:
-                        raise
+                    failures.append(f"to {dst.host_port}: {exc}")
+                    if len(failures) >= len(targets):  # every destination failed in a row: stop now
+                        raise OpsError(f"drain of {name} failed, {result.moved} moved so far:\n  "
+                                       + "\n  ".join(failures[-len(targets):])) from None
                     break  # re-read the backlog and continue with the next node
+                if moved:
+                    failures.clear()
                 result.moves.append(MoveResult(topology.logical(queue), name, dst.host_port, take, moved))
                 if moved == 0:
                     break  # consumers emptied it, or a failure: re-read the backlog
@@ -282,18 +294,74 @@ def wait_empty(conns: Sequence[BrokerNode], queue: str, *, on_progress: Callable
         time.sleep(poll_s)
 
 
-def drain_whole_node(rt: Any, name: str, *, chunk: int = 5000, timeout_s: float = 3600.0,
-                     on_progress: Callable[[int, int], None] | None = None) -> DrainResult:
-    """``ops drain --node`` as one call: flag the node drained (publishers skip it), wait until
-    every publisher's cached flag has expired, then move its backlog to the other nodes that are
-    not drained. On an error the flag stays set (undo with :func:`eventpipe.ops.state.clear_drained`)."""
-    from .nodes import nodes_for
-    from .state import CACHE_S, load_drained_nodes, mark_drained
+# ---- operator actions: what `eventpipe ops drain|purge` do, as plain functions ------------------
+def check_queue(rt: Any, queue: str) -> None:
+    """Raise :class:`OpsError` unless ``queue`` is a logical queue of some declared task."""
+    known = rt.registry.queues()
+    if queue not in known:
+        raise OpsError(f"no queue {queue!r}; declared queues: {', '.join(known)}")
 
+
+def drain_node_now(rt: Any, name: str, *, chunk: int = 5000, timeout_s: float = 3600.0,
+                   on_progress: Callable[[int, int], None] | None = None) -> DrainResult:
+    """Empty node ``name``: mark it drained (publishers stop choosing it), wait until every
+    publisher's cached copy of that flag has expired, then move its whole backlog to the other
+    nodes that are not drained. A failure leaves the node drained; calling again continues."""
     nodes = nodes_for(rt.settings)
-    find_node(nodes, name)
+    name = find_node(nodes, name).host_port  # the canonical HOST:PORT publishers compare with
     mark_drained(rt.db, name, reason="eventpipe ops drain")
-    time.sleep(CACHE_S + 0.5)
+    time.sleep(CACHE_S + 0.5)  # every publisher's cached flag has expired: no new work lands there
     excluded = load_drained_nodes(rt.db) - {name}
-    return drain_node(nodes, name, rt.topology, rt.registry.queues(), excluded=excluded, chunk=chunk,
-                      on_progress=on_progress, timeout_s=timeout_s)
+    try:
+        return drain_node(nodes, name, rt.topology, rt.registry.queues(), excluded=excluded, chunk=chunk,
+                          on_progress=on_progress, timeout_s=timeout_s)
+    except (OpsError, ManagementError, pika.exceptions.AMQPError, OSError) as exc:
+        # e.g. the node is down: the flag is set (publishers avoid it); its messages wait there
+        raise OpsError(
+            f"{type(exc).__name__}: {exc} (the node stays drained; rerun to continue moving its backlog, "
+            f"or `eventpipe ops undrain --node {name}`)"
+        ) from exc
+
+
+def drain_queue_now(rt: Any, queue: str, *, timeout_s: float = 3600.0,
+                    on_progress: Callable[[int], None] | None = None) -> float:
+    """Close logical ``queue`` to new work and wait until it is empty on every node; returns the
+    seconds waited. The embedded broker's queues live in this process, so they are run dry here."""
+    check_queue(rt, queue)
+    close_queue(rt.db, queue, reason="eventpipe ops drain --queue")
+    t0 = time.monotonic()
+    rt.broker.run_until_idle()  # an in-process broker's queue is run dry here
+    if rt.broker.in_process:
+        return time.monotonic() - t0
+    try:
+        return float(wait_empty(nodes_for(rt.settings), rt.topology.queue(queue), timeout_s=timeout_s,
+                                on_progress=on_progress))
+    except OpsError as exc:
+        raise OpsError(f"{exc} (the queue stays closed; `eventpipe ops undrain --queue {queue}` reopens it)") from exc
+
+
+@dataclass
+class PurgeResult:
+    queue: str
+    per_node: dict[str, int | None] = field(default_factory=dict)  # None: could not purge there
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def purged(self) -> int:
+        return sum(v for v in self.per_node.values() if v)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"queue": self.queue, "purged": self.purged, "per_node": self.per_node, "errors": self.errors}
+
+
+def purge_queue(rt: Any, queue: str) -> PurgeResult:
+    """Delete every ready message of logical ``queue`` on every node (its dead letters stay).
+    A node that cannot be reached is reported in ``errors`` and the others are still purged."""
+    check_queue(rt, queue)
+    physical = rt.topology.queue(queue)
+    result = PurgeResult(queue)
+    for node, count in rt.broker.purge(physical).items():
+        result.per_node[node] = count
+        if count is None:
+            result.errors.append(f"{node}: unreachable or refused the purge")
+    return result

@@ -27,9 +27,10 @@ from sqlalchemy import select
 from eventpipe.metadata.db import utcnow
 from eventpipe.metadata.models import WorkerHeartbeat
 from eventpipe.queues.management import BrokerNode, ManagementError, QueueStats
+from eventpipe.queues.nodes import connect, queue_depth
 from eventpipe.queues.topology import Topology
 
-from .nodes import classify, connect, nodes_for
+from .nodes import nodes_for
 
 WORKER_ALIVE_S = 15.0
 
@@ -117,7 +118,7 @@ def node_rows(node: BrokerNode, topology: Topology, logical: list[str]) -> list[
     try:
         with node.client(timeout=5.0) as mc:
             for q in mc.queues(node.vhost):
-                if classify(topology, q.name).kind == "work":
+                if topology.classify(q.name).kind == "work":
                     stats[q.name] = q
     except ManagementError as exc:
         mgmt_error = str(exc)

@@ -2,8 +2,9 @@
 `eventpipe federation setup` and by ops, so every process declares every queue identically
 (RabbitMQ refuses a redeclaration with different arguments: PRECONDITION_FAILED).
 
-Work and dead-letter queues are classic durable queues (DESIGN.md §7: quorum queues misbehave with
-federation on 3.10). Delay queues hold messages for a fixed TTL and dead-letter them back to
+Work and dead-letter queues are classic durable queues: on RabbitMQ 3.10, quorum
+queues with federation produced duplicates and links that did not return after a restart
+(docs/federation.md). Delay queues hold messages for a fixed TTL and dead-letter them back to
 their work queue, so delayed work waits in the broker, never in a worker's memory.
 """
 
@@ -13,6 +14,8 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import pika
+
+from .nodes import connect
 
 from .topology import Topology
 
@@ -59,10 +62,7 @@ def on_fresh_channel(conn: Any, fn: Callable[[Any], T]) -> T | None:
 
 def declare_queues(amqp_url: str, topology: Topology, logical_queues: Iterable[str]) -> list[str]:
     """Declare every work queue and its dead-letter queue on one node; returns the names."""
-    params = pika.URLParameters(amqp_url)
-    params.connection_attempts = 3
-    params.retry_delay = 1
-    conn = pika.BlockingConnection(params)
+    conn = connect(amqp_url, attempts=3, retry_delay=1.0)
     try:
         channel = conn.channel()
         names = []

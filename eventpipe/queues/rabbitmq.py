@@ -18,8 +18,9 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import dramatiq
 import pika
@@ -27,14 +28,12 @@ from dramatiq.broker import Consumer, MessageProxy
 from dramatiq.errors import DecodeError, QueueNotFound
 from dramatiq.message import Message
 
-from eventpipe.tasks.middleware import REQUEUE_FLAG, dead_letter_info
+from .failures import REQUEUE_FLAG, dead_letter_info
 
 from .declare import DLQ_ARGS, WORK_ARGS, delay_args
-from .publisher import Outgoing, Publisher, node_name
+from .nodes import canonical_url, connect, node_name, normalize_node_name, queue_depth
+from .publisher import Outgoing, Publisher
 from .topology import Topology, delay_bucket
-
-if TYPE_CHECKING:
-    from eventpipe.runtime import Runtime
 
 log = logging.getLogger("eventpipe.rabbitmq")
 
@@ -42,6 +41,10 @@ HEADER_PREFIX = "x-eventpipe-"
 
 
 class RabbitBroker(dramatiq.Broker):
+    """The RabbitMQ implementation of :class:`~eventpipe.queues.broker.EventBroker`."""
+
+    in_process = False
+
     def __init__(
         self,
         urls: Sequence[str],
@@ -55,13 +58,14 @@ class RabbitBroker(dramatiq.Broker):
         preferred: str | None = None,
     ) -> None:
         super().__init__(middleware=middleware)
-        self.urls = list(urls)
+        self.urls = [canonical_url(u) for u in urls]
         self.topology = topology
         self.queues: set[str] = set()
         self.paused_queues: set[str] = set()  # physical names; consumers stop taking messages
-        self.consume_urls = [u for u in self.urls if consume_nodes is None or node_name(u) in consume_nodes]
+        wanted = None if consume_nodes is None else {normalize_node_name(n) for n in consume_nodes}
+        self.consume_urls = [u for u in self.urls if wanted is None or node_name(u) in wanted]
         self._declare_lock = threading.Lock()
-        self.publisher = Publisher(self.urls, window=window, excluded=excluded, strategy=strategy, depth_of=queue_depth)
+        self.publisher = Publisher(self.urls, window=window, excluded=excluded, strategy=strategy, depth_of=lambda url, queue: queue_depth(url, queue) or 0)
         if preferred:
             self.publisher.pin(preferred)
 
@@ -142,6 +146,10 @@ class RabbitBroker(dramatiq.Broker):
         dlq = self.topology.dead_letter(logical)
         self.publisher.publish(Outgoing(dlq, body, props, declare=(dlq, DLQ_ARGS)))
 
+    def dead_letter_message(self, message: Message) -> None:
+        """Dead-letter a message that never ran as itself (a failed item split off a batch)."""
+        self.dead_letter(message.queue_name, message.encode(), dead_letter_info(message), task=message.actor_name)
+
     # Consuming -------------------------------------------------------------------------------
     def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> Consumer:
         if queue_name not in self.queues:
@@ -150,11 +158,42 @@ class RabbitBroker(dramatiq.Broker):
 
     def flush(self, queue_name: str) -> None:
         for url in self.urls:
-            conn = pika.BlockingConnection(pika.URLParameters(url))
+            conn = connect(url)
             try:
                 conn.channel().queue_purge(queue_name)
             finally:
                 conn.close()
+
+    def purge(self, queue_name: str) -> dict[str, int | None]:
+        """Purge on every node; a node that cannot be reached reports None, the others are purged."""
+        out: dict[str, int | None] = {}
+        for url in self.urls:
+            name = node_name(url)
+            try:
+                conn = connect(url)
+            except Exception:  # noqa: BLE001 - report the node, purge the others
+                out[name] = None
+                continue
+            try:
+                out[name] = int(conn.channel().queue_purge(queue_name).method.message_count)
+            except pika.exceptions.ChannelClosedByBroker as exc:
+                out[name] = 0 if exc.reply_code == 404 else None  # 404: never declared there
+            except Exception:  # noqa: BLE001
+                out[name] = None
+            finally:
+                if conn.is_open:
+                    conn.close()
+        return out
+
+    def depth(self, queue_name: str) -> int:
+        return sum(queue_depth(u, queue_name) or 0 for u in self.urls)
+
+    def run_until_idle(self, *, threads: int = 4, timeout_s: float = 3600, progress: Any = None) -> None:
+        """Nothing to run here: worker processes (`eventpipe worker`) do the work."""
+
+    def workers(self, *, threads: int = 4) -> AbstractContextManager[None]:
+        """Nothing to start here: worker processes (`eventpipe worker`) do the work."""
+        return nullcontext()
 
     def flush_all(self) -> None:
         for q in self.queues:
@@ -164,7 +203,7 @@ class RabbitBroker(dramatiq.Broker):
         """Wait until ``queue_name`` has no ready or unacked messages on any node."""
         deadline = None if timeout is None else time.monotonic() + timeout / 1000
         while True:
-            if sum(queue_depth(u, queue_name) for u in self.urls) == 0:
+            if sum(queue_depth(u, queue_name) or 0 for u in self.urls) == 0:
                 return
             if deadline is not None and time.monotonic() > deadline:
                 raise dramatiq.QueueJoinTimeout(queue_name)
@@ -172,16 +211,6 @@ class RabbitBroker(dramatiq.Broker):
 
     def close(self) -> None:
         self.publisher.close()
-
-
-def queue_depth(url: str, queue_name: str) -> int:
-    """Exact ready + unacked count via a passive declare (management stats lag, DESIGN.md §7)."""
-    conn = pika.BlockingConnection(pika.URLParameters(url))
-    try:
-        ok = conn.channel().queue_declare(queue_name, passive=True)
-        return int(ok.method.message_count)
-    finally:
-        conn.close()
 
 
 class _NodeMessage(MessageProxy):
@@ -216,11 +245,7 @@ class NodeConsumer:
         if time.monotonic() < self.retry_at:
             return False
         try:
-            params = pika.URLParameters(self.url)
-            params.heartbeat = 30
-            params.socket_timeout = 5
-            params.blocked_connection_timeout = 60
-            self.connection = pika.BlockingConnection(params)
+            self.connection = connect(self.url, timeout=5.0, heartbeat=30, blocked_timeout=60)
             self.channel = self.connection.channel()
             logical = self.broker.topology.logical(self.queue_name)
             self.channel.queue_declare(self.queue_name, durable=True, arguments=WORK_ARGS)
@@ -388,17 +413,3 @@ class MultiNodeConsumer(Consumer):
     def close(self) -> None:
         for node in self.nodes:
             node.close()
-
-
-def make_rabbitmq_broker(rt: Runtime, middleware: list[Any]) -> RabbitBroker:
-    settings = rt.settings
-    return RabbitBroker(
-        settings.amqp_urls,
-        rt.topology,
-        middleware=middleware,
-        window=settings.confirm_window,
-        consume_nodes=settings.consume_nodes or None,
-        strategy=settings.publish_strategy,
-        preferred=settings.preferred_node,
-        excluded=getattr(rt, "drained_nodes", set),
-    )

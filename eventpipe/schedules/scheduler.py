@@ -12,7 +12,7 @@ One tick, per job that may have something due:
 A publish that fails keeps the claim and is retried on the next tick; a scheduler that dies
 leaves its claims to others once their lease passes. The one window for a duplicate message is a
 scheduler that stalls between publishing and recording for longer than the lease (``lease_s``,
-default 60 s): tasks are idempotent anyway (DESIGN §4), and the history still shows one firing.
+default 60 s): every task is idempotent, so a second message has no second effect, and the history still shows one firing.
 
 Between slots a scheduler does not touch the database: it knows from the watermark when the next
 slot of each job can be due and only reads then (and every ``refresh_s`` to notice other
@@ -44,9 +44,10 @@ from eventpipe.schedules.spec import (
     plan,
     to_utc,
 )
+from eventpipe.tasks.api import registry as task_registry
 
 if TYPE_CHECKING:
-    from eventpipe.runtime import Runtime
+    from eventpipe.tasks.api import TaskContext
 
 log = logging.getLogger("eventpipe.schedules")
 
@@ -111,7 +112,7 @@ class Scheduler:
 
     def __init__(
         self,
-        rt: Runtime,
+        rt: TaskContext,
         *,
         clock: Clock | None = None,
         scheduler_id: str | None = None,
@@ -129,7 +130,7 @@ class Scheduler:
         self.lease_s = lease_s
         self.refresh = timedelta(seconds=refresh_s)
         self.history = timedelta(days=history_days)
-        unknown = [s for s in self.jobs.all() if s.task not in rt.registry]
+        unknown = [s for s in self.jobs.all() if s.task not in task_registry]
         if unknown:
             listed = ", ".join(f"{s.name!r} -> task {s.task!r}" for s in unknown)
             raise ScheduleError(
@@ -257,14 +258,13 @@ class Scheduler:
         if spec.expires_s is not None:
             options["expires_at"] = epoch_ms(now) + int(spec.expires_s * 1000)
         try:
-            message = self.rt.enqueue(spec.task, options=options, **spec.kwargs)
+            message_id = self.rt.enqueue(spec.task, options=options, **spec.kwargs)
         except Exception as exc:  # noqa: BLE001 - keep the claim, retry next tick
             self._owed.add(key)
             result.failed.append((spec.name, slot, f"{type(exc).__name__}: {exc}"))
             log.warning("job %s slot %s: publish failed (%s); will retry", spec.name, slot.isoformat(), exc)
             return
         self._owed.discard(key)
-        message_id = str(getattr(message, "message_id", ""))
         result.fired.append(FiredSlot(spec.name, slot, message_id, spec.task))
         self._unrecorded[key] = _Published(spec.task, message_id, now)
 
@@ -306,7 +306,7 @@ class Scheduler:
             log.exception("pruning schedule history failed")
 
 
-def start_in_thread(rt: Runtime, *, poll_s: float = 1.0, **kwargs: Any) -> tuple[threading.Thread, threading.Event]:
+def start_in_thread(rt: TaskContext, *, poll_s: float = 1.0, **kwargs: Any) -> tuple[threading.Thread, threading.Event]:
     """Run a scheduler in a daemon thread (the embedded mode); set the event to stop it, then join."""
     scheduler = Scheduler(rt, **kwargs)
     stop = threading.Event()

@@ -29,7 +29,7 @@ def page(request: Request, name: str, status_code: int = 200, **context: Any) ->
         user=getattr(request.state, "user", None),
         csrf=csrf_token(request),
         flashes=request.session.pop("flash", []),
-        embedded=rt.settings.embedded,
+        embedded=rt.broker.in_process,
         path=request.url.path,
     )
     return templates.TemplateResponse(request, name, context, status_code=status_code)

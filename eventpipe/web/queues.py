@@ -17,7 +17,8 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from eventpipe.metadata.users import audit
-from eventpipe.ops import dlq, state
+from eventpipe.metadata import flags as state
+from eventpipe.ops import dlq
 from eventpipe.ops.nodes import OpsError, nodes_for
 from eventpipe.ops.status import collect, embedded_rows
 
@@ -30,7 +31,7 @@ DLQ_LIMIT = 200
 
 def _queues_data(rt: Any) -> dict[str, Any]:
     report = collect(rt)
-    rows = [asdict(r) for r in (embedded_rows(rt) if rt.settings.embedded else report.queues)]
+    rows = [asdict(r) for r in (embedded_rows(rt) if rt.broker.in_process else report.queues)]
     paused = {p["queue"]: p for p in state.paused(rt.db)}
     drained = state.load_drained_nodes(rt.db)
     closed = state.load_closed_queues(rt.db)
@@ -46,7 +47,7 @@ def _queues_data(rt: Any) -> dict[str, Any]:
     for d in dead:
         dead_per_queue[d["queue"]] = dead_per_queue.get(d["queue"], 0) + 1
     nodes: list[dict[str, Any]] = []
-    if not rt.settings.embedded:
+    if not rt.broker.in_process:
         try:
             nodes = [{"node": n.host_port, "drained": n.host_port in drained} for n in nodes_for(rt.settings)]
         except OpsError as exc:
@@ -93,18 +94,18 @@ def node_confirm(request: Request) -> Response:
     """The confirmation step before draining a node: what will happen, and one button."""
     node = request.query_params.get("node", "")
     rt = request.app.state.rt
-    known = [] if rt.settings.embedded else [n.host_port for n in nodes_for(rt.settings)]
+    known = [] if rt.broker.in_process else [n.host_port for n in nodes_for(rt.settings)]
     if node not in known:
         raise HTTPException(400, f"no node {node!r}; configured nodes: {', '.join(known) or 'none (embedded mode)'}")
     return page(request, "confirm_drain.html", node=node, others=[n for n in known if n != node])
 
 
 def _drain_in_background(rt: Any, node: str, user: str) -> None:
-    from eventpipe.ops.moves import drain_whole_node
+    from eventpipe.ops.moves import drain_node_now
 
     def run() -> None:
         try:
-            result = drain_whole_node(rt, node)
+            result = drain_node_now(rt, node)
             audit(rt.db, user, "node.drain.done", f"node:{node}", detail={"moved": result.moved, "left": result.left})
         except Exception as exc:  # noqa: BLE001 - recorded for the operator; the node stays flagged
             log.warning("draining %s failed: %s", node, exc)
@@ -119,7 +120,7 @@ async def node_action(request: Request) -> Response:
     verb = request.url.path.rsplit("/", 1)[1]
     user = check_action(request, form, f"node.{verb}", f"node:{node}")
     rt = request.app.state.rt
-    known = [] if rt.settings.embedded else [n.host_port for n in nodes_for(rt.settings)]
+    known = [] if rt.broker.in_process else [n.host_port for n in nodes_for(rt.settings)]
     if node not in known:
         raise HTTPException(400, f"no node {node!r}; configured nodes: {', '.join(known) or 'none (embedded mode)'}")
     if verb == "drain":

@@ -57,7 +57,7 @@ async def job_action(request: Request) -> Response:
         result = await run_in_threadpool(lambda: fn(rt, job, by=f"web:{user}"))
     except KeyError as exc:
         raise HTTPException(404, str(exc.args[0]) if exc.args else f"no job {job!r}") from None
-    if verb == "run" and rt.settings.embedded and hasattr(rt.broker, "run_until_idle"):
+    if verb == "run" and rt.broker.in_process:
         # embedded: the broker lives in this process; run the work here or it vanishes with it
         await run_in_threadpool(rt.broker.run_until_idle)
     await run_in_threadpool(audit, rt.db, user, f"schedule.{verb}", f"job:{job}",

@@ -118,10 +118,10 @@ def test_pause_in_the_browser_stops_the_worker_taking_the_queue(browser: Any, de
 
 def test_dead_letter_shown_then_replayed(browser: Any, deployment: dict[str, Any], tmp_path: Path) -> None:
     rt, console = deployment["rt"], deployment["console"]
-    message = rt.enqueue("webtest.fixable", key="d1")
+    message_id = rt.enqueue("webtest.fixable", key="d1")
     sign_in(browser, console, "alice")
     browser.get(console.url + "/queues")
-    row = f"#dead-letters tr.dead-letter[data-message-id='{message.message_id}']"
+    row = f"#dead-letters tr.dead-letter[data-message-id='{message_id}']"
     wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, row), 90, "the dead letter on the queues page")
     browser.save_screenshot(str(screenshot_path(tmp_path, "console-queues.png")))
 
@@ -137,7 +137,7 @@ def test_dead_letter_shown_then_replayed(browser: Any, deployment: dict[str, Any
     browser.get(console.url + "/queues")
     assert not browser.find_elements(By.CSS_SELECTOR, row)
     browser.get(console.url + "/audit")
-    assert f"alice dlq.replay dead_letter:{message.message_id} ok" in browser.find_element(By.ID, "audit").text
+    assert f"alice dlq.replay dead_letter:{message_id} ok" in browser.find_element(By.ID, "audit").text
 
 
 def test_drain_node_asks_for_confirmation_then_flags_it(browser: Any, deployment: dict[str, Any]) -> None:
