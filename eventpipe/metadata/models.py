@@ -39,6 +39,8 @@ class Project(Base):
     ingest_key: Mapped[str] = mapped_column(String(64), unique=True)
     retention_days: Mapped[int] = mapped_column(Integer, default=90)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    # groups: auto-resolve issues not seen for this many hours (None or 0: never)
+    resolve_age: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Issue(Base):
@@ -56,6 +58,9 @@ class Issue(Base):
     last_seen: Mapped[datetime] = mapped_column(DateTime)
     times_seen: Mapped[int] = mapped_column(BigInteger, default=0)
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # groups: an "ignored" issue's snooze lapses at this time, or once times_seen reaches this count
+    snooze_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    snooze_until_seen: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class Event(Base):
@@ -147,6 +152,9 @@ class Activity(Base):
     event_id: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime)
     notified_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # groups: who did it ("system" for periodic tasks) and details (e.g. merged issue ids)
+    actor: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    data: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
 class DeadLetter(Base):
@@ -289,6 +297,85 @@ class KillSwitchRule(Base):
 
 
 __all__ = ["ClosedQueue", "DrainedNode", "KillSwitchRule"]
+
+
+# groups and cleanup (issue lifecycle, fingerprint rules, regroup, retention) -----------------------
+
+
+class FingerprintRuleVersion(Base):
+    """Every version of a project's fingerprint rules; the highest version is in force. An empty
+    ``text`` is a version too (rules cleared), so history is never rewritten."""
+
+    __tablename__ = "fingerprint_rule_versions"
+
+    project_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    text: Mapped[str] = mapped_column(Text)
+    rules: Mapped[list] = mapped_column(JSON)  # parsed form (RuleSet.to_json)
+    actor: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class IssueRedirect(Base):
+    """An issue id that no longer exists (merged, or emptied by a regroup) and where it went, so
+    old links and ``issues show OLD`` still reach the surviving issue."""
+
+    __tablename__ = "issue_redirects"
+
+    issue_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    project_id: Mapped[int] = mapped_column(Integer)
+    target_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    reason: Mapped[str] = mapped_column(String(16))  # "merge" | "regroup"
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class ScheduledDeletion(Base):
+    """A requested deletion (issue or project), recorded before its task is enqueued so a lost
+    message is re-sent by ``cleanup.run_scheduled_deletions``."""
+
+    __tablename__ = "scheduled_deletions"
+    __table_args__ = (UniqueConstraint("kind", "object_id", name="uq_scheduled_deletion"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "issue" | "project"
+    object_id: Mapped[int] = mapped_column(BigInteger)
+    project_id: Mapped[int] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    last_enqueued_at: Mapped[datetime] = mapped_column(DateTime)
+    done_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
+
+
+class RegroupRun(Base):
+    """One ``issues regroup`` of a project: its cursor (the last event row id done) and counts,
+    advanced in the same transaction as each chunk's moves, so a crashed run resumes exactly."""
+
+    __tablename__ = "regroup_runs"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(Integer, index=True)
+    rules_version: Mapped[int] = mapped_column(Integer)
+    cursor: Mapped[int] = mapped_column(BigInteger, default=0)
+    total: Mapped[int] = mapped_column(BigInteger, default=0)
+    events_read: Mapped[int] = mapped_column(BigInteger, default=0)
+    events_moved: Mapped[int] = mapped_column(BigInteger, default=0)
+    bodies_missing: Mapped[int] = mapped_column(BigInteger, default=0)
+    issues_created: Mapped[int] = mapped_column(Integer, default=0)
+    merged_away: Mapped[int] = mapped_column(Integer, default=0)
+    touched: Mapped[dict] = mapped_column(JSON)  # {old issue: {new issue: events moved}}, checked at the end
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class KVOrphanCandidate(Base):
+    """A body seen with no event row; deleted by ``cleanup.kv_orphans`` once it has stayed an
+    orphan for the grace period (the store gives no portable modification time)."""
+
+    __tablename__ = "kv_orphan_candidates"
+
+    key: Mapped[str] = mapped_column(String(512), primary_key=True)
+    first_seen_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 # Web console (eventpipe.web): its users and the audit trail of every action taken there ---------

@@ -223,6 +223,9 @@ CATALOGUE_MODULES = (
     "eventpipe.tasks.events",
     "eventpipe.tasks.buffers",
     "eventpipe.tasks.rollups",
+    "eventpipe.tasks.groups",
+    "eventpipe.tasks.regroup",
+    "eventpipe.tasks.cleanup",
     "eventpipe.ops.tasks",
 )
 
