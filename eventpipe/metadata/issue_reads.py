@@ -1,8 +1,6 @@
-"""Read-side queries for looking at issues one by one: filtered lists, 24 h counts from the
-rollups, an issue's events in order, its activity, and an event's body from the KV store.
-
-The web console reads through these (and :mod:`eventpipe.metadata.queries`); nothing here writes.
-"""
+"""Read-side queries the issue pages add to :mod:`eventpipe.metadata.issues` (lists, details,
+activity): new/regressed flags, 24 h counts from the hourly rollups, an issue's events in order
+(previous/next), and an event's body from the KV store. Nothing here writes."""
 
 from __future__ import annotations
 
@@ -17,10 +15,9 @@ from eventpipe.pipeline.keys import body_key
 from eventpipe.pipeline.rollup import buckets_between
 
 from .db import Database, utcnow
-from .models import Activity, Event, GroupHash, Issue, Rollup
+from .models import Activity, Event, Rollup
 
-SORTS = {"last_seen": Issue.last_seen.desc(), "count": Issue.times_seen.desc(), "first_seen": Issue.first_seen.desc()}
-STATUSES = ("unresolved", "resolved", "ignored")
+SORTS = ("last_seen", "count", "first_seen")
 LEVELS = ("fatal", "error", "warning", "info", "debug")
 RECENT = timedelta(hours=24)
 
@@ -29,34 +26,12 @@ def _iso(dt: datetime | None) -> str | None:
     return None if dt is None else dt.isoformat() + "Z"
 
 
-def issue_dict(i: Issue) -> dict[str, Any]:
-    return {
-        "id": i.id, "project_id": i.project_id, "fingerprint_hash": i.fingerprint_hash, "title": i.title,
-        "culprit": i.culprit, "level": i.level, "status": i.status, "count": i.times_seen,
-        "users": getattr(i, "users_seen", None),  # shown when the schema counts users
-        "first_seen": _iso(i.first_seen), "last_seen": _iso(i.last_seen), "resolved_at": _iso(i.resolved_at),
-    }
-
-
-def list_issues(db: Database, *, project_id: int | None = None, status: str | None = None, level: str | None = None,
-                text: str | None = None, sort: str = "last_seen", limit: int = 100,
-                now: datetime | None = None) -> list[dict[str, Any]]:
-    """Issues matching the filters, each flagged ``new`` (first seen in the last 24 h) or
-    ``regressed`` (a regression recorded in the last 24 h while still unresolved)."""
+def flag_recent(db: Database, rows: list[dict[str, Any]], *, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Mark issue rows ``new`` (first seen in the last 24 h) or ``regressed`` (a regression
+    recorded in the last 24 h while still unresolved); returns the same rows."""
     t = now or utcnow()
-    q = select(Issue).order_by(SORTS.get(sort, SORTS["last_seen"]), Issue.id).limit(limit)
-    if project_id is not None:
-        q = q.where(Issue.project_id == project_id)
-    if status:
-        q = q.where(Issue.status == status)
-    if level:
-        q = q.where(Issue.level == level)
-    if text:
-        like = f"%{text.lower()}%"
-        q = q.where(or_(func.lower(Issue.title).like(like), func.lower(Issue.culprit).like(like)))
+    ids = [r["id"] for r in rows]
     with db.session() as s:
-        rows = [issue_dict(i) for i in s.scalars(q)]
-        ids = [r["id"] for r in rows]
         regressed = set(s.scalars(select(Activity.issue_id).where(
             Activity.issue_id.in_(ids), Activity.kind == "regression", Activity.created_at >= t - RECENT))) if ids else set()
     for r in rows:
@@ -80,12 +55,6 @@ def hourly_counts(db: Database, issue_ids: list[int], *, hours: int = 24, now: d
             if r.bucket in pos:
                 out[r.issue_id][pos[r.bucket]] = int(r.count)
     return out
-
-
-def get_issue(db: Database, issue_id: int) -> dict[str, Any] | None:
-    with db.session() as s:
-        i = s.get(Issue, issue_id)
-        return None if i is None else issue_dict(i)
 
 
 def event_dict(e: Event) -> dict[str, Any]:
@@ -125,19 +94,3 @@ def event_body(store: KeyValueStore, project_id: int, event_id: str) -> dict[str
     except orjson.JSONDecodeError:
         return None
     return body if isinstance(body, dict) else None
-
-
-def issue_activity(db: Database, issue_id: int) -> list[dict[str, Any]]:
-    with db.session() as s:
-        return [{"kind": a.kind, "event_id": a.event_id, "at": _iso(a.created_at), "notified_at": _iso(a.notified_at)}
-                for a in s.scalars(select(Activity).where(Activity.issue_id == issue_id).order_by(Activity.created_at, Activity.id))]
-
-
-def issue_hashes(db: Database, issue_id: int) -> list[str]:
-    """Every fingerprint hash the issue owns (``group_hashes``), or its own hash when none is recorded."""
-    with db.session() as s:
-        hashes = list(s.scalars(select(GroupHash.hash).where(GroupHash.issue_id == issue_id).order_by(GroupHash.id)))
-        if not hashes:
-            own = s.scalar(select(Issue.fingerprint_hash).where(Issue.id == issue_id))
-            hashes = [own] if own else []
-    return hashes

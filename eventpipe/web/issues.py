@@ -12,6 +12,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from eventpipe.metadata import issue_reads
+from eventpipe.metadata import issues as lifecycle
 from eventpipe.metadata.queries import list_projects
 from eventpipe.metadata.users import audit, audit_rows
 
@@ -33,18 +34,19 @@ def _list_data(rt: Any, params: dict[str, str]) -> dict[str, Any]:
     if project_id is None and projects:
         project_id = projects[0]["id"]
     status = params.get("status", "unresolved")
-    status = status if status in issue_reads.STATUSES else ""
+    status = status if status in lifecycle.STATUSES else ""
     level = params.get("level") if params.get("level") in issue_reads.LEVELS else ""
     sort = params.get("sort") if params.get("sort") in issue_reads.SORTS else "last_seen"
     text = (params.get("q") or "").strip()
-    rows = issue_reads.list_issues(rt.db, project_id=project_id, status=status or None, level=level or None,
-                                   text=text or None, sort=sort, limit=200)
+    rows = lifecycle.list_issues(rt.db, project_id=project_id, status=status or None, level=level or None,
+                                 query=text or None, sort=sort, limit=200)
+    issue_reads.flag_recent(rt.db, rows)
     counts = issue_reads.hourly_counts(rt.db, [r["id"] for r in rows])
     for r in rows:
         r["hourly"] = counts.get(r["id"], [])
     return {"projects": projects, "project_id": project_id, "status": status, "level": level, "sort": sort,
-            "q": text, "issues": rows, "statuses": issue_reads.STATUSES, "levels": issue_reads.LEVELS,
-            "sorts": list(issue_reads.SORTS)}
+            "q": text, "issues": rows, "statuses": lifecycle.STATUSES, "levels": issue_reads.LEVELS,
+            "sorts": issue_reads.SORTS}
 
 
 def issue_list(request: Request) -> Response:
@@ -52,33 +54,37 @@ def issue_list(request: Request) -> Response:
     return page(request, "issues.html", **data)
 
 
-def _detail_data(rt: Any, issue_id: int, event_id: str | None) -> dict[str, Any] | None:
-    issue = issue_reads.get_issue(rt.db, issue_id)
-    if issue is None:
-        return None
-    nav = issue_reads.issue_event(rt.db, issue_id, event_id)
+def _detail_data(rt: Any, issue_id: int, event_id: str | None) -> dict[str, Any]:
+    """Raises IssueNotFound; ``issue["redirected_from"]`` is set when ``issue_id`` was merged away."""
+    issue = lifecycle.show_issue(rt.db, issue_id, activities=100)
+    nav = issue_reads.issue_event(rt.db, issue["id"], event_id)
     body = None
     if nav["event"] is not None:
         body = issue_reads.event_body(rt.store, nav["event"]["project_id"], nav["event"]["event_id"])
+    refused = [a for a in audit_rows(rt.db, target=f"issue:{issue['id']}", limit=50) if a["outcome"] != "ok"]
     return {
         "issue": issue,
         "nav": nav,
         "body": body,
-        "hashes": issue_actions.hashes(rt, issue_id, issue),
-        "activity": issue_reads.issue_activity(rt.db, issue_id),
-        "actions": audit_rows(rt.db, target=f"issue:{issue_id}", limit=50),
-        "hourly": issue_reads.hourly_counts(rt.db, [issue_id]).get(issue_id, []),
+        "hashes": issue["hashes"],
+        "activity": sorted(issue["activity"], key=lambda a: a["created_at"] or ""),
+        "refused": refused,
+        "hourly": issue_reads.hourly_counts(rt.db, [issue["id"]]).get(issue["id"], []),
         "can_merge": issue_actions.CAN_MERGE,
     }
 
 
 def issue_detail(request: Request) -> Response:
     issue_id = int(request.path_params["issue_id"])
-    data = _detail_data(request.app.state.rt, issue_id, request.query_params.get("event"))
-    if data is None:
-        raise HTTPException(404, f"no issue {issue_id}; see the issues list")
-    if request.query_params.get("event") and data["nav"]["event"] is None:
-        raise HTTPException(404, f"issue {issue_id} has no event {request.query_params['event']!r}")
+    event_id = request.query_params.get("event")
+    try:
+        data = _detail_data(request.app.state.rt, issue_id, event_id)
+    except lifecycle.IssueNotFound:
+        raise HTTPException(404, f"no issue {issue_id}; see the issues list") from None
+    if data["issue"]["id"] != issue_id:  # merged away: show the surviving issue under its own id
+        return RedirectResponse(f"/issues/{data['issue']['id']}", status_code=303)
+    if event_id and data["nav"]["event"] is None:
+        raise HTTPException(404, f"issue {issue_id} has no event {event_id!r}")
     return page(request, "issue.html", **data)
 
 
@@ -89,8 +95,8 @@ async def issue_status(request: Request) -> Response:
     target = f"issue:{issue_id}"
     user = check_action(request, form, f"issue.{status or 'status'}", target)
     rt = request.app.state.rt
-    if status not in issue_reads.STATUSES:
-        raise HTTPException(400, f"status must be one of {', '.join(issue_reads.STATUSES)}")
+    if status not in lifecycle.STATUSES:
+        raise HTTPException(400, f"status must be one of {', '.join(lifecycle.STATUSES)}")
     changed = await run_in_threadpool(issue_actions.set_status, rt, issue_id, status, user)
     await run_in_threadpool(audit, rt.db, user, f"issue.{status}", target, detail={"changed": changed})
     flash(request, f"issue {issue_id} is {status}" if changed else f"issue {issue_id} was already {status}")

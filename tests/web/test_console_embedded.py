@@ -196,6 +196,30 @@ def test_schedule_pause_run_now_and_resume(browser: Any, console: Console) -> No
     wait_until(lambda: browser.find_element(By.CSS_SELECTOR, f"{row} td.state").text == "active", 15, "job resumed")
 
 
+def test_merge_then_unmerge_in_the_browser(browser: Any, console: Console) -> None:
+    sign_in(browser, console, "alice")
+    small = sorted((r for r in console.issues if not r["title"].startswith("InventoryError")), key=lambda r: (r["count"], r["id"]))
+    source, target = small[0], small[1]
+    browser.get(f"{console.url}/issues/{source['id']}")
+    source_hashes = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#hashes code")]
+    browser.find_element(By.NAME, "into").send_keys(str(target["id"]))
+    browser.find_element(By.ID, "action-merge").click()
+    wait_until(lambda: browser.current_url.endswith(f"/issues/{target['id']}"), 60, "the surviving issue's page")
+    hashes = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#hashes code")]
+    assert set(source_hashes) <= set(hashes) and len(hashes) > len(source_hashes)
+    assert "merge" in browser.find_element(By.ID, "activity").text and "web:alice" in browser.find_element(By.ID, "activity").text
+    browser.get(f"{console.url}/issues/{source['id']}")  # the merged-away id leads to the survivor
+    assert browser.current_url.endswith(f"/issues/{target['id']}")
+
+    for h in source_hashes:
+        browser.find_element(By.CSS_SELECTOR, f"#hashes input[value='{h}']").click()
+    browser.find_element(By.ID, "action-unmerge").click()
+    wait_until(lambda: "split" in browser.find_element(By.CSS_SELECTOR, ".flash").text, 60, "the unmerge confirmation")
+    remaining = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#hashes code")]
+    assert not set(source_hashes) & set(remaining)
+    assert "unmerge" in browser.find_element(By.ID, "activity").text
+
+
 def test_failed_sign_ins_are_rate_limited(browser: Any, console: Console) -> None:
     """Last in this module: it locks the test's address out of signing in for a while."""
     for _ in range(5):
