@@ -37,7 +37,7 @@ def _queues_data(rt: Any) -> dict[str, Any]:
     closed = state.load_closed_queues(rt.db)
     errors = list(report.errors)
     try:
-        letters = dlq.walk(rt, dlq.Filter())
+        letters = dlq.walk(rt, dlq.Filter(), limit=DLQ_LIMIT)
         dead = [d.to_dict() for d in letters.items[:DLQ_LIMIT]]
         errors += letters.errors
     except (OpsError, OSError) as exc:
