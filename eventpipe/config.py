@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = Field(default=8, ge=1, le=100, description="then the delivery is dead-lettered")
     digest_delay_seconds: float = Field(default=300.0, ge=0, description="minimum delay between digests of a project")
     digest_max_delay_seconds: float = Field(default=1800.0, ge=0, description="longest a notification waits for its digest")
+    web_secret: str | None = Field(
+        default=None, description="key signing web console sessions; default: generated once under home"
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -11,7 +11,7 @@ import logging
 
 import click
 
-from . import cleanup, db, dlq, events, issues, federation, ingest, killswitch, kv, monitors, ops, projects, rules, schedules, stored, tasks, worker
+from . import cleanup, db, dlq, events, federation, ingest, issues, killswitch, kv, monitors, ops, projects, rules, schedules, stored, tasks, users, web, worker
 from ._common import EventpipeGroup
 
 @click.group(cls=EventpipeGroup)
@@ -45,6 +45,8 @@ for command in (
     ops.ops,
     rules.rules,
     monitors.monitors,
+    web.web,
+    users.users,
 ):
     main.add_command(command)
 

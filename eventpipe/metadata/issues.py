@@ -88,6 +88,7 @@ def list_issues(
     project_id: int | None = None,
     status: str | None = None,
     query: str | None = None,
+    level: str | None = None,
     sort: str = "count",
     limit: int | None = 100,
     offset: int = 0,
@@ -108,6 +109,8 @@ def list_issues(
         q = q.where(Issue.status == status)
     else:
         q = q.where(Issue.status.not_in(HIDDEN_STATUSES))
+    if level:
+        q = q.where(Issue.level == level)
     if query:
         like = f"%{query}%"
         q = q.where(Issue.title.ilike(like) | Issue.culprit.ilike(like))

@@ -513,3 +513,29 @@ class CheckIn(Base):
     status: Mapped[str] = mapped_column(String(16))
     duration_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
     received_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+# Web console (eventpipe.web): its users and the audit trail of every action taken there ---------
+class WebUser(Base):
+    """A console login. ``password_hash`` is ``scrypt$n$r$p$salt$hash`` (base64), never the password."""
+
+    __tablename__ = "web_users"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16), default="viewer")  # "admin" | "viewer"
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class AuditEntry(Base):
+    """One row per console action (and per refused or failed one), with the user who took it."""
+
+    __tablename__ = "web_audit"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    user: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(300), index=True)
+    outcome: Mapped[str] = mapped_column(String(16), default="ok")  # ok | refused | failed
+    detail: Mapped[dict] = mapped_column(JSON)
