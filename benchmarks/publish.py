@@ -35,7 +35,8 @@ def body_like_dramatiq(queue: str, i: int) -> bytes:
 
 
 def main() -> None:
-    kind, n = sys.argv[1], int(sys.argv[2])
+    kind = sys.argv[1]
+    n = int(float(sys.argv[2]))
     out: dict[str, Any] = {"kind": kind, "n": n}
     if kind == "raw":
         queue = sys.argv[3]

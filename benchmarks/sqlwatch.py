@@ -45,28 +45,51 @@ def postgres_pid() -> int | None:
     return None
 
 
+class NewRows:
+    """Which rows of a table with increasing ids are new, when ids commit out of order.
+
+    Ids are assigned at insert but commit out of order (several processes and threads, batches),
+    so a row can appear below the highest id already seen. The caller reads the rows above
+    :attr:`top` and re-reads the :attr:`gaps` below it (ids not seen yet) until they are ``ttl``
+    seconds old: a rolled-back insert or an ``ON CONFLICT DO NOTHING`` leaves a gap for good."""
+
+    def __init__(self, ttl: float = 15.0) -> None:
+        self.ttl = ttl
+        self.top = 0
+        self.gaps: dict[int, float] = {}  # id -> monotonic time it was first known missing
+
+    def fresh(self, rows: list[Any], mono: float) -> list[Any]:
+        """The rows (id first) not returned before; updates the gaps."""
+        out = []
+        for row in sorted(rows, key=lambda r: r[0]):
+            row_id = row[0]
+            if row_id <= self.top:
+                if self.gaps.pop(row_id, None) is None:
+                    continue  # seen before
+            elif row_id - self.top < 100_000:  # a sequence jump that large is no commit race
+                self.gaps.update(dict.fromkeys(range(self.top + 1, row_id), mono))
+            self.top = max(self.top, row_id)
+            out.append(row)
+        for i in [i for i, t in self.gaps.items() if mono - t > self.ttl]:
+            del self.gaps[i]
+        return out
+
+
 class RowWatcher:
     """Polls the events table every ``interval`` s for new rows and records, per event, the wall
     time it was first seen minus its ``received_at`` (the time the submit call started): latency
-    from submit to saved, +0..interval of polling resolution.
-
-    Ids are assigned at insert but commit out of order (several processes and threads, batches),
-    so a row can appear below the highest id already seen. Each poll reads the rows above that id
-    and re-reads the *gaps* below it (ids not seen yet) until they are ``gap_ttl`` s old: a rolled
-    back insert or an ``ON CONFLICT DO NOTHING`` leaves a gap for good. This costs one cheap query
-    per tick however fast rows arrive, instead of re-reading a window of rows."""
+    from submit to saved, +0..interval of polling resolution. One cheap query per tick however
+    fast rows arrive (see :class:`NewRows`), instead of re-reading a window of rows."""
 
     def __init__(self, url: str, interval: float = 0.05, gap_ttl: float = 15.0) -> None:
         from sqlalchemy import create_engine
 
         self.engine = create_engine(url)
         self.interval = interval
-        self.gap_ttl = gap_ttl
         self.latencies: list[float] = []
         self.last_seen_wall = 0.0
         self.first_seen_wall = 0.0
-        self._max_id = 0
-        self._gaps: dict[int, float] = {}  # id -> monotonic time it was first known missing
+        self._rows = NewRows(gap_ttl)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="row-watcher")
 
@@ -87,33 +110,21 @@ class RowWatcher:
             rows: list[Any] = []
             try:
                 with self.engine.connect() as conn:
-                    if self._gaps:
-                        rows += conn.execute(q_gaps, {"ids": list(self._gaps)}).all()
-                    rows += conn.execute(q_new, {"last": self._max_id}).all()
+                    if self._rows.gaps:
+                        rows += conn.execute(q_gaps, {"ids": list(self._rows.gaps)}).all()
+                    rows += conn.execute(q_new, {"last": self._rows.top}).all()
             except Exception as exc:  # noqa: BLE001 - a locked SQLite read: try again next tick
                 log(f"row watcher: {type(exc).__name__}: {exc}"[:200])
-            self._record(rows, time.time(), time.monotonic())
+            now = time.time()
+            fresh = self._rows.fresh(rows, time.monotonic())
+            for _id, received_at in fresh:
+                if isinstance(received_at, str):
+                    received_at = datetime.fromisoformat(received_at)
+                self.latencies.append(now - received_at.replace(tzinfo=UTC).timestamp())
+            if fresh:
+                self.last_seen_wall = now
+                self.first_seen_wall = self.first_seen_wall or now
             self._stop.wait(self.interval)
-
-    def _record(self, rows: list[Any], now: float, mono: float) -> None:
-        top = self._max_id
-        for row_id, received_at in sorted(rows, key=lambda r: r[0]):
-            if row_id <= self._max_id and self._gaps.pop(row_id, None) is None:
-                continue  # already seen
-            if isinstance(received_at, str):
-                received_at = datetime.fromisoformat(received_at)
-            self.latencies.append(now - received_at.replace(tzinfo=UTC).timestamp())
-            if row_id > top:
-                if row_id - top < 100_000:  # a sequence jump that large is no commit race
-                    self._gaps.update(dict.fromkeys(range(top + 1, row_id), mono))
-                top = row_id
-        self._max_id = top
-        if rows:
-            self.last_seen_wall = now
-            self.first_seen_wall = self.first_seen_wall or now
-        expired = [i for i, t in self._gaps.items() if mono - t > self.gap_ttl]
-        for i in expired:
-            del self._gaps[i]
 
     def stop(self) -> None:
         self._stop.set()

@@ -349,11 +349,11 @@ def task_table(results: list[TaskResult], title: str = "", ratios: bool = True) 
         rows.append([
             r.system, f"{r.n:,}", fmt(r.publish_rate), fmt(r.e2e_rate), ratio,
             fmt(r.worker_cpu_s, 1), fmt(r.worker_ms_per_task, 3), fmt(r.broker_cpu_s, 1), fmt(r.broker_ms_per_task, 3),
-            fmt(r.publisher_cpu_s, 1), r.load,
+            fmt(r.publisher_cpu_s, 1), fmt(r.worker_rss_mb), r.load,
         ])
     return Table(
         ["system", "tasks timed", "publish/s", "consume/s", "eventpipe ÷ this", "worker CPU s", "worker CPU ms/task",
-         "broker CPU s", "broker CPU ms/task", "publisher CPU s", "load 1/5/15"],
+         "broker CPU s", "broker CPU ms/task", "publisher CPU s", "worker RSS MiB", "load 1/5/15"],
         rows, "No-op tasks on the machine's RabbitMQ, same run" + (f" ({title})" if title else ""),
     )
 
@@ -365,11 +365,11 @@ def setup_table(results: list[TaskResult]) -> Table:
 def pipeline_table(results: list[PipelineResult]) -> Table:
     rows = [[
         r.db, f"{r.submitted:,}", f"{r.accepted:,}", fmt(r.submit_rate), fmt(r.events_per_s), fmt(r.p50_ms), fmt(r.p99_ms), fmt(r.max_ms),
-        fmt(r.worker_cpu_s, 1), fmt(r.broker_cpu_s, 1), fmt(r.db_cpu_s, 1), fmt(r.submit_cpu_s, 1), r.load,
+        fmt(r.worker_cpu_s, 1), fmt(r.broker_cpu_s, 1), fmt(r.db_cpu_s, 1), fmt(r.submit_cpu_s, 1), fmt(r.worker_rss_mb), r.load,
     ] for r in results]
     return Table(
         ["metadata DB", "events submitted", "accepted", "submit events/s", "saved events/s", "p50 ms", "p99 ms", "max ms",
-         "worker CPU s", "broker CPU s", "Postgres CPU s", "submitter CPU s", "load 1/5/15"],
+         "worker CPU s", "broker CPU s", "Postgres CPU s", "submitter CPU s", "worker RSS MiB", "load 1/5/15"],
         rows, "Event pipeline end to end (submit_many -> preprocess -> process -> save [-> post_process])",
     )
 
