@@ -8,19 +8,32 @@ Precedence: environment > TOML file (``EVENTPIPE_CONFIG`` or ``./eventpipe.toml`
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+    TomlConfigSettingsSource,
+)
+
+from eventpipe.errors import EventpipeError
 
 ENV_PREFIX = "EVENTPIPE_"
 
 
-class ConfigError(ValueError):
+class ConfigError(EventpipeError, ValueError):
     """A configuration value is missing or malformed; the message says which and what is expected."""
+
+    exit_code = 2
+    hint = "fix the environment variable or TOML key named above, then run the command again"
 
 
 class PoolSpec(BaseModel):
@@ -41,14 +54,15 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default sqlite under home")
     kv_url: str | None = Field(default=None, description="KV store URL; default sqlite:// under home")
     broker_url: str | None = Field(default=None, description="amqp:// URL; default: in-process broker")
-    broker_urls: list[str] = Field(default_factory=list, description="several federated amqp:// nodes")
-    management_urls: list[str] = Field(default_factory=list, description="management API per node")
-    task_modules: list[str] = Field(default_factory=list, description="extra modules declaring @task functions")
+    # lists are comma separated in the environment (NoDecode: no JSON parsing; _split_csv splits)
+    broker_urls: Annotated[list[str], NoDecode] = Field(default_factory=list, description="several federated amqp:// nodes")
+    management_urls: Annotated[list[str], NoDecode] = Field(default_factory=list, description="management API per node")
+    task_modules: Annotated[list[str], NoDecode] = Field(default_factory=list, description="extra modules declaring @task functions")
     publish_strategy: Literal["round_robin", "least_backlog"] = Field(
         default="round_robin", description="how publishers pick a node when none is preferred"
     )
     preferred_node: str | None = Field(default=None, description="HOST:PORT publishers use first")
-    consume_nodes: list[str] = Field(default_factory=list, description="HOST:PORT nodes a worker consumes from")
+    consume_nodes: Annotated[list[str], NoDecode] = Field(default_factory=list, description="HOST:PORT nodes a worker consumes from")
     kv_old_url: str | None = Field(default=None, description="previous KV store: dual-write while migrating")
     redis_url: str | None = Field(default=None, description="redis:// URL for slot claims and dedupe")
     queue_prefix: str = Field(default="eventpipe.", description="prefix of every queue name")
@@ -63,7 +77,20 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=30.0, gt=0)
     lag_threshold_seconds: float = Field(default=60.0, gt=0)
     backlog_threshold: int = Field(default=100_000, ge=1)
-    pools: dict[str, PoolSpec] = Field(default_factory=dict)
+    pools: dict[str, PoolSpec] = Field(default_factory=dict, description="worker pools; JSON in the environment")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="WARNING", description="log level of worker processes"
+    )
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="each worker process serves /metrics on the first free port from here"
+    )
+    metrics_local: bool = Field(default=False, description="serve workers' /metrics on 127.0.0.1 only")
+    auto_rebalance: bool = Field(default=False, description="run `ops rebalance` every 60 s as a periodic task")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, v: Any) -> Any:
+        return v.strip().upper() if isinstance(v, str) else v
 
     @field_validator("queue_prefix")
     @classmethod
@@ -96,7 +123,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, _CsvEnvSource(settings_cls), _TomlSource(settings_cls))
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=config_file_path()))
 
     # Derived values --------------------------------------------------------------------------
     @property
@@ -116,51 +143,8 @@ class Settings(BaseSettings):
         return self.kv_url or f"sqlite:///{(self.home / 'bodies.sqlite3').resolve()}"
 
 
-class _CsvEnvSource(PydanticBaseSettingsSource):
-    """Environment variables; list values may be comma separated, dicts are JSON (pools)."""
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        import json
-
-        out: dict[str, Any] = {}
-        known = set(self.settings_cls.model_fields)
-        for key, raw in os.environ.items():
-            if not key.startswith(ENV_PREFIX) or key == ENV_PREFIX + "CONFIG":
-                continue
-            name = key[len(ENV_PREFIX):].lower()
-            if name not in known:
-                continue  # unknown EVENTPIPE_* variables are ignored (tests, wrappers set their own)
-            if name == "pools":
-                try:
-                    out[name] = json.loads(raw)
-                except json.JSONDecodeError as exc:
-                    raise ConfigError(f"{key}: expected a JSON object of pools, got {raw!r} ({exc})") from None
-            else:
-                out[name] = raw
-        return out
-
-
-class _TomlSource(PydanticBaseSettingsSource):
-    """The TOML file named by EVENTPIPE_CONFIG, else ./eventpipe.toml if present."""
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        path = config_file_path()
-        if path is None:
-            return {}
-        try:
-            data = tomllib.loads(path.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot read the TOML config file ({exc}); fix it or unset EVENTPIPE_CONFIG") from None
-        return data.get("eventpipe", data)
-
-
 def config_file_path() -> Path | None:
+    """The TOML file to read: ``EVENTPIPE_CONFIG`` (which must exist), else ``./eventpipe.toml`` if present."""
     explicit = os.environ.get(ENV_PREFIX + "CONFIG")
     if explicit:
         path = Path(explicit)
@@ -175,6 +159,14 @@ def load_settings(**overrides: Any) -> Settings:
     """Build and validate Settings; translate pydantic's errors into ones naming the variable."""
     try:
         return Settings(**overrides)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"{config_file_path()}: cannot read the TOML config file ({exc}); fix it or unset EVENTPIPE_CONFIG"
+        ) from None
+    except SettingsError as exc:  # a value the environment source could not decode (pools: JSON)
+        match = re.search(r'field "([a-z_]+)"', str(exc))
+        var = ENV_PREFIX + (match.group(1).upper() if match else "*")
+        raise ConfigError(f"{var}: expected JSON, e.g. {var}='{{\"events\": {{\"processes\": 2}}}}' ({exc.__cause__ or exc})") from None
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -188,8 +180,6 @@ def load_settings(**overrides: Any) -> Settings:
 
 def _redact(value: Any) -> Any:
     """Credentials in URLs never reach an error message or a log."""
-    import re
-
     if isinstance(value, str):
         return re.sub(r"://[^/@\s]*@", "://***@", value)
     if isinstance(value, list):

@@ -1,18 +1,24 @@
-"""The Runtime: one object that owns the configured database, body store and broker.
+"""The Runtime: wires the configured database, body store and broker, and binds tasks to it.
 
-Tasks receive it as their first argument; the CLI, the ingest endpoint and the Python API build
-one with :func:`open_runtime`. It is where "embedded or RabbitMQ" is decided, once.
+The CLI, the ingest endpoint, the worker and the Python API build one with :func:`open_runtime`.
+It is where "embedded or RabbitMQ" is decided, once. Tasks never see it: they receive its
+:class:`Context` (database, body store, settings, enqueue), which satisfies
+:class:`~eventpipe.tasks.api.TaskContext`.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Iterable
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
-from dramatiq.encoder import JSONEncoder
+import orjson
+from dramatiq.common import compute_backoff
+from dramatiq.encoder import Encoder
 from dramatiq.middleware import CurrentMessage, ShutdownNotifications, TimeLimit
 
 from eventpipe.config import Settings, get_settings
@@ -21,15 +27,52 @@ from eventpipe.metadata.db import Database, utcnow
 from eventpipe.ops.gate import QueueGate
 from eventpipe.ops.killswitch import KillSwitch
 from eventpipe.ops.metrics import TaskMetrics
-from eventpipe.schedules.expiry import SlotExpiry
 from eventpipe.queues.topology import Topology
-from eventpipe.tasks.api import Registry, TaskSpec, load_catalogue
-from eventpipe.tasks.middleware import FailureHistory, SafeRetries, dead_letter_info
+from eventpipe.schedules.expiry import SlotExpiry
+from eventpipe.tasks.api import MAX_BATCH_BYTES, Item, Registry, Task, load_catalogue
+from eventpipe.tasks.batch import pack, run_batch
+from eventpipe.tasks.middleware import FailureHistory, SafeRetries, dead_letter_info, is_transient, record_failure
+
+if TYPE_CHECKING:
+    from eventpipe.ingest.submit import Submitter
 
 log = logging.getLogger("eventpipe")
 
-# JSON only: dramatiq's default is JSON too, but set it explicitly so nothing can swap in pickle.
-dramatiq.set_encoder(JSONEncoder())
+
+class OrjsonEncoder(Encoder):
+    """JSON only (never pickle), with orjson: batch messages carry hundreds of items."""
+
+    def encode(self, data: dict[str, Any]) -> bytes:
+        return orjson.dumps(data)
+
+    def decode(self, data: bytes) -> dict[str, Any]:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            from dramatiq.errors import DecodeError
+
+            raise DecodeError("not a JSON message", data, exc) from None
+
+
+dramatiq.set_encoder(OrjsonEncoder())
+
+
+@dataclass(frozen=True, eq=False)
+class Context:
+    """What tasks receive (:class:`~eventpipe.tasks.api.TaskContext`): no broker, no registry."""
+
+    db: Database
+    store: KeyValueStore
+    settings: Settings
+    _runtime: Runtime
+
+    def enqueue(
+        self, task: Task | str, /, *, delay_ms: int | None = None, options: dict[str, Any] | None = None, **kwargs: Any
+    ) -> str:
+        return self._runtime.enqueue(task, delay_ms=delay_ms, options=options, **kwargs)
+
+    def enqueue_many(self, task: Task | str, items: Iterable[Item], /) -> int:
+        return self._runtime.enqueue_many(task, items)
 
 
 class Runtime:
@@ -41,6 +84,7 @@ class Runtime:
         if migrate:
             self.db.upgrade()
         self.store: KeyValueStore = open_configured_store(settings)  # dual-write while EVENTPIPE_KV_OLD_URL is set
+        self.context = Context(self.db, self.store, settings, self)
         self.broker = self._make_broker()
         self.actors: dict[str, dramatiq.Actor] = {}
         self._bind_tasks()
@@ -59,7 +103,7 @@ class Runtime:
             ),
             KillSwitch(self.db),  # operators' rules: drop matching messages, counted
             QueueGate(self.db, self.topology),  # `ops drain --queue`: refuse new work for a closed queue
-            TaskMetrics(self.topology),  # Prometheus counters per task and queue
+            TaskMetrics(self.topology, port=self.settings.metrics_port, local_only=self.settings.metrics_local),
             # after_* hooks run in reverse order: FailureHistory must come last to record the
             # failure before SafeRetries copies the message for its retry.
             FailureHistory(),
@@ -70,14 +114,24 @@ class Runtime:
             from eventpipe.queues.embedded import EmbeddedBroker
 
             return EmbeddedBroker(self._middleware(), on_dead_letter=self._record_dead_letter)
-        from eventpipe.queues.rabbitmq import make_rabbitmq_broker
+        from eventpipe.queues.rabbitmq import RabbitBroker
 
-        return make_rabbitmq_broker(self, self._middleware())
+        settings = self.settings
+        return RabbitBroker(
+            settings.amqp_urls,
+            self.topology,
+            middleware=self._middleware(),
+            window=settings.confirm_window,
+            consume_nodes=settings.consume_nodes or None,
+            strategy=settings.publish_strategy,
+            preferred=settings.preferred_node,
+            excluded=self.drained_nodes,
+        )
 
     def _bind_tasks(self) -> None:
         for spec in self.registry.all():
             self.actors[spec.name] = dramatiq.Actor(
-                _bound(self, spec),
+                self._bound(spec),
                 broker=self.broker,
                 actor_name=spec.name,
                 queue_name=self.topology.queue(spec.queue),
@@ -85,7 +139,7 @@ class Runtime:
                 options=self._actor_options(spec),
             )
 
-    def _actor_options(self, spec: TaskSpec) -> dict[str, Any]:
+    def _actor_options(self, spec: Task) -> dict[str, Any]:
         opts: dict[str, Any] = {"time_limit": spec.time_limit_ms, "throws": spec.throws}
         if spec.max_retries is not None:
             opts["max_retries"] = spec.max_retries
@@ -94,6 +148,54 @@ class Runtime:
         if spec.max_backoff_ms is not None:
             opts["max_backoff"] = spec.max_backoff_ms
         return opts
+
+    def _bound(self, spec: Task) -> Any:
+        ctx = self.context
+        if spec.batch:
+
+            def run(items: list[Item]) -> None:
+                run_batch(spec, ctx, items, lambda item, exc: self._fail_item(spec, item, exc), is_transient)
+
+        elif spec.idempotency_key is not None:
+            from eventpipe.tasks.receipts import run_once
+
+            def run(**kwargs: Any) -> Any:
+                return run_once(ctx, spec, kwargs)
+
+        else:
+
+            def run(**kwargs: Any) -> Any:
+                return spec.fn(ctx, **kwargs)
+
+        run.__name__ = spec.fn.__name__
+        run.__qualname__ = spec.fn.__qualname__
+        run.__module__ = spec.fn.__module__
+        return run
+
+    def _fail_item(self, spec: Task, item: Item, exc: BaseException) -> None:
+        """One item of a batch failed while the rest succeeded: send it on alone, as a retry with
+        its backoff delay, or to the dead-letter queue when it is permanent or out of retries."""
+        parent = CurrentMessage.get_current_message()
+        actor = self.actors[spec.name]
+        options: dict[str, Any] = {}
+        if parent is not None:
+            options = {k: v for k, v in parent.options.items() if k in ("failures", "retries", "outage_retries")}
+        record_failure(options, exc)
+        retries = options.get("retries", 0) + 1
+        options["retries"] = retries
+        message = actor.message_with_options(kwargs={"items": [item]}, **options)
+        max_retries = spec.max_retries if spec.max_retries is not None else self.settings.max_retries
+        permanent = isinstance(exc, spec.throws) or (retries > max_retries and not is_transient(exc))
+        log.warning("item of %s failed (%s); %s", spec.name, options["last_error"], "dead-lettered" if permanent else "retried alone")
+        if permanent:
+            self.broker.dead_letter_message(message)
+            return
+        _, delay = compute_backoff(
+            retries,
+            factor=spec.min_backoff_ms or self.settings.min_backoff_ms,
+            max_backoff=spec.max_backoff_ms or self.settings.max_backoff_ms,
+        )
+        self.broker.enqueue(message, delay=delay)
 
     def _record_dead_letter(self, queue_name: str, message: Any) -> None:
         from eventpipe.metadata.models import DeadLetter
@@ -115,37 +217,47 @@ class Runtime:
 
     # Publishing --------------------------------------------------------------------------------
     def enqueue(
-        self, task_name: str, *, delay_ms: int | None = None, options: dict[str, Any] | None = None, **kwargs: Any
-    ) -> dramatiq.Message:
-        """Publish one task message; returns once the broker has it (confirmed on RabbitMQ).
-        ``options`` are message options for middleware (e.g. ``expires_at`` for scheduled slots)."""
-        actor = self.actors.get(task_name) or self._unknown(task_name)
-        return actor.send_with_options(kwargs=kwargs, delay=delay_ms, **(options or {}))
+        self, task: Task | str, /, *, delay_ms: int | None = None, options: dict[str, Any] | None = None, **kwargs: Any
+    ) -> str:
+        """Publish one task message (for a batch task: one item); returns once the broker has it
+        (confirmed on RabbitMQ), with the message id. ``options`` are message options for
+        middleware (e.g. ``expires_at`` for scheduled slots)."""
+        spec = self.registry.resolve(task)
+        actor = self.actors[spec.name]
+        message = actor.message_with_options(kwargs={"items": [kwargs]} if spec.batch else kwargs, **(options or {}))
+        self.broker.enqueue(message, delay=delay_ms)
+        return message.message_id
 
-    def enqueue_many(self, task_name: str, kwargs_list: Iterable[dict[str, Any]]) -> int:
-        """Publish many messages of one task; on RabbitMQ they share one confirm window."""
-        actor = self.actors.get(task_name) or self._unknown(task_name)
-        messages = [actor.message_with_options(kwargs=kw) for kw in kwargs_list]
-        publish_many = getattr(self.broker, "enqueue_many", None)
-        if publish_many is not None:
-            publish_many(messages)
+    def enqueue_many(self, task: Task | str, items: Iterable[Item]) -> int:
+        """Publish many calls of one task in one confirm window; returns the number of items.
+        A batch task's items are packed into messages of at most ``batch_size`` items and
+        ``MAX_BATCH_BYTES`` bytes."""
+        spec = self.registry.resolve(task)
+        actor = self.actors[spec.name]
+        items = list(items)
+        if not items:
+            return 0
+        if spec.batch:
+            sizes = [len(orjson.dumps(item)) for item in items]
+            chunks = pack(items, sizes, max_items=spec.batch_size, max_bytes=MAX_BATCH_BYTES)
+            messages = [actor.message_with_options(kwargs={"items": chunk}) for chunk in chunks]
         else:
-            for message in messages:
-                self.broker.enqueue(message)
-        return len(messages)
+            messages = [actor.message_with_options(kwargs=kw) for kw in items]
+        self.broker.enqueue_many(messages)
+        return len(items)
 
-    def _unknown(self, task_name: str) -> dramatiq.Actor:
-        raise KeyError(f"no task named {task_name!r}; see `eventpipe tasks list`")
+    @functools.cached_property
+    def submitter(self) -> Submitter:
+        """Accepts events for this runtime (project cache, coalescing of concurrent callers)."""
+        from eventpipe.ingest.submit import Submitter
+
+        return Submitter(self.context)
 
     def pin_node(self, node: str) -> None:
         """Publish only to the broker node HOST:PORT (``--node``)."""
-        pin = getattr(self.broker, "pin_node", None)
-        if pin is None:
-            raise ValueError("--node needs RabbitMQ nodes (EVENTPIPE_BROKER_URLS); the embedded broker has none")
-        pin(node)
+        self.broker.pin_node(node)
 
-    # ops (eventpipe/ops, issue 7): nodes `eventpipe ops drain --node` flagged; the broker's
-    # publishers skip them (make_rabbitmq_broker passes this as `excluded`). Cached ~2 s.
+    # ops: nodes `eventpipe ops drain --node` flagged; the broker's publishers skip them. Cached ~2 s.
     def drained_nodes(self) -> set[str]:
         from eventpipe.ops.state import drained_nodes
 
@@ -160,20 +272,6 @@ class Runtime:
         finally:
             self.store.close()
             self.db.dispose()
-
-
-def _bound(rt: Runtime, spec: TaskSpec) -> Any:
-    def run(**kwargs: Any) -> Any:
-        if spec.idempotency_key is not None:
-            from eventpipe.tasks.receipts import run_once
-
-            return run_once(rt, spec, kwargs)
-        return spec.fn(rt, **kwargs)
-
-    run.__name__ = spec.fn.__name__
-    run.__qualname__ = spec.fn.__qualname__
-    run.__module__ = spec.fn.__module__
-    return run
 
 
 _current: Runtime | None = None

@@ -16,15 +16,14 @@ import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import click
 import orjson
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from eventpipe.ingest.submit import SubmitError, submit_many
+from eventpipe.ingest.batcher import AsyncGroupCommit
+from eventpipe.ingest.submit import Batch, SubmitError, Submitter, SubmitResult
 from eventpipe.metadata.models import Project
 from eventpipe.pipeline.envelope import parse_envelope
 from eventpipe.pipeline.errors import InvalidEvent
@@ -63,6 +62,18 @@ def _error(status: int, detail: str, **headers: str) -> JSONResponse:
 
 def create_app(rt: Runtime, *, rate_per_project: float = 1000.0, burst: float = 2000.0) -> Starlette:
     limiter = TokenBucket(rate_per_project, burst)
+    submitter = Submitter(rt.context)
+    batcher: AsyncGroupCommit[Batch, SubmitResult | SubmitError] | None = None
+
+    async def submit(project_id: int, events: list[Any]) -> SubmitResult:
+        """The one call into the accept path: coalesced with concurrent requests."""
+        nonlocal batcher
+        if batcher is None:  # created on the server's event loop
+            batcher = AsyncGroupCommit(submitter.submit_batches)
+        outcome = await batcher.submit((project_id, events))
+        if isinstance(outcome, SubmitError):
+            raise outcome
+        return outcome
     keys: dict[int, tuple[float, str | None]] = {}
 
     def ingest_key(project_id: int) -> str | None:
@@ -119,7 +130,7 @@ def create_app(rt: Runtime, *, rate_per_project: float = 1000.0, burst: float = 
         if wait:
             return _error(429, "rate limit exceeded for this project", **{"Retry-After": str(max(1, round(wait)))})
         try:
-            result = await run_in_threadpool(submit_many, rt, project_id, events)
+            result = await submit(project_id, events)
         except SubmitError as exc:
             return _error(503, str(exc), **{"Retry-After": "5"})
         if result.rejected:
@@ -171,31 +182,3 @@ def create_app(rt: Runtime, *, rate_per_project: float = 1000.0, burst: float = 
         ]
     )
 
-
-@click.group("ingest")
-def ingest() -> None:
-    """The HTTP ingest endpoint."""
-
-
-@ingest.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8000, show_default=True)
-@click.option("--rate", type=float, default=1000.0, show_default=True, help="events/s per project")
-def serve(host: str, port: int, rate: float) -> None:
-    """Serve Sentry's store and envelope endpoints; in the embedded mode, workers run in-process."""
-    import uvicorn
-
-    from eventpipe.runtime import open_runtime
-
-    rt = open_runtime()
-    worker = None
-    if rt.settings.embedded:
-        import dramatiq
-
-        worker = dramatiq.Worker(rt.broker, worker_threads=4)
-        worker.start()
-    try:
-        uvicorn.run(create_app(rt, rate_per_project=rate, burst=rate * 2), host=host, port=port, log_level="warning")
-    finally:
-        if worker is not None:
-            worker.stop()

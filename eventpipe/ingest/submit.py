@@ -1,38 +1,47 @@
-"""Accepting events: validate, dedupe, store the body, publish a reference.
+"""Accepting events: validate, store the bodies, publish references — per batch, not per event.
 
 Guarantees: an event reported *accepted* had its message confirmed by the broker (or, in the
-embedded mode, queued in-process). A failure to publish raises :class:`SubmitError` and records
-nothing, so the caller can resend the same event id. Ingest dedupe is recorded only after the
-publish, so a failed publish never makes a retry look like a duplicate; the unique event row in
-``events.save`` is the final dedupe for races between concurrent submits of one id.
+embedded mode, queued in-process). A failure to publish raises :class:`SubmitError` and reports
+nothing accepted, so the caller can resend the same event ids.
+
+Cost: no SQL transaction per request. The project check reads a cache (refreshed every few
+seconds); duplicates are dropped within the batch, and a resent event id is absorbed by the unique
+event row at save, as the reference system did. Concurrent callers are coalesced
+(:meth:`Submitter.submit_coalesced` from threads, :class:`~eventpipe.ingest.batcher.AsyncGroupCommit`
+in the HTTP server): one ``put_many`` of bodies and one confirmed publish for all of them, each
+caller answered once *its* batch is confirmed.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 import sqlalchemy.exc
 from sqlalchemy import select
 
+from eventpipe.errors import EventpipeError
 from eventpipe.kvstore import KVUnavailable
-from eventpipe.metadata.db import utcnow
-from eventpipe.metadata.models import AcceptedEvent, Event, Project
-from eventpipe.metadata.repo import insert_ignore
+from eventpipe.metadata.db import Database
+from eventpipe.metadata.models import Project
 from eventpipe.pipeline.errors import InvalidEvent
 from eventpipe.pipeline.keys import body_key
 from eventpipe.pipeline.normalize import normalize_event
+from eventpipe.tasks.api import TaskContext
+from eventpipe.tasks.batching import GroupCommit
+from eventpipe.tasks.events import process, store_blob
 
-if TYPE_CHECKING:
-    from eventpipe.runtime import Runtime
 
-
-class SubmitError(RuntimeError):
+class SubmitError(EventpipeError, RuntimeError):
     """Nothing was accepted; resending the same events is safe."""
+
+    retryable = True
+    exit_code = 3
 
 
 class UnknownProject(InvalidEvent):
@@ -65,113 +74,145 @@ class SubmitResult:
         self.deferred_bodies += other.deferred_bodies
 
 
-def submit(rt: Runtime, project_id: int, event: Any) -> str:
+class ProjectCache:
+    """Which project ids exist, refreshed at most every ``ttl_s`` (a missing id every ``miss_ttl_s``,
+    so a project created a moment ago is found quickly)."""
+
+    def __init__(self, db: Database, *, ttl_s: float = 30.0, miss_ttl_s: float = 1.0) -> None:
+        self.db = db
+        self.ttl_s = ttl_s
+        self.miss_ttl_s = miss_ttl_s
+        self._known: set[int] = set()
+        self._loaded = 0.0
+        self._lock = threading.Lock()
+
+    def exists(self, project_id: Any) -> bool:
+        if not isinstance(project_id, int) or isinstance(project_id, bool):
+            return False
+        age = time.monotonic() - self._loaded
+        if project_id in self._known and age < self.ttl_s:
+            return True
+        if project_id not in self._known and age < self.miss_ttl_s:
+            return False
+        with self._lock:
+            with self.db.session() as s:
+                self._known = set(s.scalars(select(Project.id)))
+            self._loaded = time.monotonic()
+        return project_id in self._known
+
+
+Batch = tuple[int, Sequence[Any]]
+
+
+class Submitter:
+    """Accepts events for one runtime context; keeps the project cache and the thread coalescer."""
+
+    def __init__(self, ctx: TaskContext, *, max_wait_s: float = 0.002) -> None:
+        self.ctx = ctx
+        self.projects = ProjectCache(ctx.db)
+        self._group: GroupCommit[Batch, SubmitResult | SubmitError] = GroupCommit(
+            self.submit_batches, max_batch=256, max_wait_s=max_wait_s
+        )
+
+    def submit_many(self, project_id: int, events: Sequence[Any]) -> SubmitResult:
+        """Validate, store and publish one project's events (already a batch: not coalesced)."""
+        return _raise(self.submit_batches([(project_id, events)])[0])
+
+    def submit_coalesced(self, project_id: int, events: Sequence[Any]) -> SubmitResult:
+        """Like :meth:`submit_many`, sharing one store write and one publish with concurrent callers."""
+        return _raise(self._group.submit((project_id, events)))
+
+    def submit_batches(self, batches: Sequence[Batch]) -> list[SubmitResult | SubmitError]:
+        """Accept several callers' events with one ``put_many`` and one confirmed publish.
+        Never raises: a failure is returned to every caller of the batch as a SubmitError."""
+        received = time.time()
+        results = [SubmitResult() for _ in batches]
+        bodies: dict[str, bytes] = {}
+        refs: list[dict[str, Any]] = []
+        owners: list[int] = []
+        try:
+            for n, (project_id, events) in enumerate(batches):
+                self._validate(project_id, events, received, results[n], bodies, refs)
+                owners += [n] * (len(refs) - len(owners))
+        except sqlalchemy.exc.OperationalError as exc:
+            error = SubmitError(f"the metadata database is unreachable ({type(exc.orig).__name__}); resend the events")
+            return [error for _ in batches]
+        if not refs:
+            return list(results)
+        try:
+            self.ctx.store.put_many(bodies)
+            task, items = process, refs
+        except KVUnavailable:
+            # The body store is down: carry each body in its message once; events.store_blob retries it.
+            task = store_blob
+            items = [{**ref, "body": bodies[body_key(ref["project_id"], ref["event_id"])].decode()} for ref in refs]
+            for n in owners:
+                results[n].deferred_bodies += 1
+        try:
+            self.ctx.enqueue_many(task, items)
+        except Exception as exc:  # noqa: BLE001 - any broker failure: the callers must resend
+            error = SubmitError(f"publishing {len(items)} events failed, nothing was accepted; resend them ({exc})")
+            return [error if results[n].accepted else results[n] for n in range(len(batches))]
+        return list(results)
+
+    def _validate(
+        self,
+        project_id: int,
+        events: Sequence[Any],
+        received: float,
+        result: SubmitResult,
+        bodies: dict[str, bytes],
+        refs: list[dict[str, Any]],
+    ) -> None:
+        if not self.projects.exists(project_id):
+            unknown = UnknownProject(project_id)
+            result.rejected = [Rejection(i, unknown.reason, unknown.field, unknown.detail) for i in range(len(events))]
+            return
+        limit = self.ctx.settings.max_event_bytes
+        for index, data in enumerate(events):
+            try:
+                body = bytes(data) if isinstance(data, (bytes, bytearray)) else orjson.dumps(data)
+                if len(body) > limit:
+                    raise InvalidEvent("too_large", "$", f"{len(body)} bytes exceeds the {limit}-byte limit")
+                parsed = orjson.loads(body) if isinstance(data, (bytes, bytearray)) else data
+                # Validate now, so the caller learns at once what is wrong; processing normalizes again
+                # (and stores the clean body), which keeps this path free of a second body write.
+                event_id = normalize_event(parsed, project_id=project_id, received=received)["event_id"]
+                if parsed.get("event_id") != event_id:
+                    body = orjson.dumps({**parsed, "event_id": event_id})  # the canonical id in the stored body
+            except InvalidEvent as exc:
+                result.rejected.append(Rejection(index, exc.reason, exc.field, exc.detail))
+                continue
+            except (orjson.JSONDecodeError, TypeError) as exc:
+                result.rejected.append(Rejection(index, "invalid_json", "$", str(exc)))
+                continue
+            key = body_key(project_id, event_id)
+            if key in bodies:
+                result.duplicates.append(event_id)
+                continue
+            bodies[key] = body
+            refs.append({"project_id": project_id, "event_id": event_id, "received": received})
+            result.accepted.append(event_id)
+
+
+def _raise(outcome: SubmitResult | SubmitError) -> SubmitResult:
+    if isinstance(outcome, SubmitError):
+        raise outcome
+    return outcome
+
+
+def submit(ctx: TaskContext, project_id: int, event: Any) -> str:
     """Submit one event; returns its event id. Raises InvalidEvent (bad input) or SubmitError."""
-    result = submit_many(rt, project_id, [event])
+    result = submit_many(ctx, project_id, [event])
     if result.rejected:
         r = result.rejected[0]
         raise InvalidEvent(r.reason, r.field, r.detail)
     return (result.accepted or result.duplicates)[0]
 
 
-def submit_many(rt: Runtime, project_id: int, events: Sequence[Any]) -> SubmitResult:
-    """Validate, dedupe, store and publish a batch of one project's events.
-
-    A database outage raises :class:`SubmitError` too: before the publish nothing was accepted;
-    after it, the events are queued and a resend is absorbed by the unique event row in save."""
-    try:
-        return _submit_many(rt, project_id, events)
-    except sqlalchemy.exc.OperationalError as exc:
-        raise SubmitError(f"the metadata database is unreachable ({type(exc.orig).__name__}); resend the events") from exc
+def submit_many(ctx: TaskContext, project_id: int, events: Sequence[Any]) -> SubmitResult:
+    """Validate, store and publish a batch of one project's events."""
+    return Submitter(ctx).submit_many(project_id, events)
 
 
-def _submit_many(rt: Runtime, project_id: int, events: Sequence[Any]) -> SubmitResult:
-    result = SubmitResult()
-    received = time.time()
-    if not _project_exists(rt, project_id):
-        unknown = UnknownProject(project_id)
-        result.rejected = [Rejection(i, unknown.reason, unknown.field, unknown.detail) for i in range(len(events))]
-        return result
-    candidates: dict[str, bytes] = {}
-    for index, data in enumerate(events):
-        try:
-            body = data if isinstance(data, (bytes, bytearray)) else orjson.dumps(data)
-            if len(body) > rt.settings.max_event_bytes:
-                raise InvalidEvent("too_large", "$", f"{len(body)} bytes exceeds the {rt.settings.max_event_bytes}-byte limit")
-            parsed = orjson.loads(body) if isinstance(data, (bytes, bytearray)) else data
-            event_id = normalize_event(parsed, project_id=project_id, received=received)["event_id"]
-            if isinstance(parsed, dict) and parsed.get("event_id") != event_id:
-                parsed = {**parsed, "event_id": event_id}  # canonical id in the stored body
-                body = orjson.dumps(parsed)
-        except InvalidEvent as exc:
-            result.rejected.append(Rejection(index, exc.reason, exc.field, exc.detail))
-            continue
-        except (orjson.JSONDecodeError, TypeError) as exc:
-            result.rejected.append(Rejection(index, "invalid_json", "$", str(exc)))
-            continue
-        if event_id in candidates:
-            result.duplicates.append(event_id)
-        else:
-            candidates[event_id] = body
-    if not candidates:
-        return result
-    seen = _already_accepted(rt, project_id, list(candidates))
-    result.duplicates += [eid for eid in candidates if eid in seen]
-    fresh = {eid: body for eid, body in candidates.items() if eid not in seen}
-    if not fresh:
-        return result
-    try:
-        rt.store.put_many({body_key(project_id, eid): body for eid, body in fresh.items()})
-        task_name = "events.preprocess"
-        refs = [{"project_id": project_id, "event_id": eid, "received": received} for eid in fresh]
-    except KVUnavailable:
-        # The body store is down: carry the body in the message once, events.store_blob retries it.
-        task_name = "events.store_blob"
-        refs = [
-            {"project_id": project_id, "event_id": eid, "received": received, "body": body.decode()}
-            for eid, body in fresh.items()
-        ]
-        result.deferred_bodies = len(refs)
-    try:
-        rt.enqueue_many(task_name, refs)
-    except Exception as exc:  # noqa: BLE001 - any broker failure: the caller must resend
-        raise SubmitError(f"publishing {len(refs)} events failed, nothing was accepted; resend them ({exc})") from exc
-    now = utcnow()
-    with rt.db.session() as s:
-        insert_ignore(
-            s,
-            AcceptedEvent,
-            [{"project_id": project_id, "event_id": eid, "accepted_at": now} for eid in fresh],
-            ["project_id", "event_id"],
-        )
-    result.accepted += list(fresh)
-    return result
-
-
-def _project_exists(rt: Runtime, project_id: Any) -> bool:
-    if not isinstance(project_id, int) or isinstance(project_id, bool):
-        return False
-    with rt.db.session() as s:
-        return s.get(Project, project_id) is not None
-
-
-def _already_accepted(rt: Runtime, project_id: int, event_ids: Iterable[str]) -> set[str]:
-    ids = list(event_ids)
-    found: set[str] = set()
-    with rt.db.session() as s:
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            found.update(
-                s.scalars(
-                    select(AcceptedEvent.event_id).where(
-                        AcceptedEvent.project_id == project_id, AcceptedEvent.event_id.in_(chunk)
-                    )
-                )
-            )
-            found.update(
-                s.scalars(select(Event.event_id).where(Event.project_id == project_id, Event.event_id.in_(chunk)))
-            )
-    return found
-
-
-__all__ = ["Rejection", "SubmitError", "SubmitResult", "submit", "submit_many"]
+__all__ = ["Rejection", "SubmitError", "SubmitResult", "Submitter", "submit", "submit_many"]

@@ -7,15 +7,17 @@ store is returned wrapped in :class:`CodecStore` (compression + checksum).
 
 from __future__ import annotations
 
-import os
 from importlib import import_module
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from .base import KeyValueStore, KVBadKey, KVCorrupt, KVError, KVUnavailable, check_key, redact_url
+from .base import KeyValueStore, KVBadKey, KVBadURL, KVCorrupt, KVError, KVUnavailable, check_key, redact_url
 from .codec import CodecStore
 from .dualwrite import DualWriteStore
+
+if TYPE_CHECKING:
+    from eventpipe.config import Settings
 
 BUILTIN_BACKENDS: dict[str, str] = {
     "file": "eventpipe.kvstore.filesystem:FilesystemStore",
@@ -52,7 +54,7 @@ def open_raw_store(url: str) -> KeyValueStore:
     scheme = urlparse(url).scheme
     known = backends()
     if scheme not in known:
-        raise ValueError(
+        raise KVBadURL(
             f"no key-value backend for scheme {scheme!r} in {redact_url(url)!r}; "
             f"known: {', '.join(sorted(known))} (see `eventpipe kv backends`)"
         )
@@ -65,7 +67,7 @@ def open_store(url: str, *, compress: bool = True) -> CodecStore:
     return CodecStore(open_raw_store(url), compress=compress)
 
 
-def open_configured_store(settings: Any) -> CodecStore | DualWriteStore:
+def open_configured_store(settings: Settings) -> CodecStore | DualWriteStore:
     """The body store the running system should use.
 
     Normally ``open_store(settings.resolved_kv_url())``. While moving to a new backend, setting
@@ -73,7 +75,7 @@ def open_configured_store(settings: Any) -> CodecStore | DualWriteStore:
     both and reads the new store first, then the old one.
     """
     new = open_store(settings.resolved_kv_url())
-    old_url = getattr(settings, "kv_old_url", None) or os.environ.get("EVENTPIPE_KV_OLD_URL") or None
+    old_url = settings.kv_old_url
     if not old_url or redact_url(old_url) == redact_url(new.url):
         return new
     try:
@@ -88,6 +90,7 @@ __all__ = [
     "CodecStore",
     "DualWriteStore",
     "KVBadKey",
+    "KVBadURL",
     "KVCorrupt",
     "KVError",
     "KVUnavailable",

@@ -11,27 +11,42 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Protocol, runtime_checkable
 
+from eventpipe.errors import EventpipeError
 
-class KVError(Exception):
-    """Base class of key-value store errors."""
 
-    retryable: bool = False
+#: keys under this prefix are eventpipe's bookkeeping (migration checkpoints), not event bodies
+RESERVED_PREFIX = "_eventpipe/"
+
+
+class KVError(EventpipeError):
+    """Base class of key-value store errors (a bad URL or option unless a subclass says otherwise)."""
+
+    exit_code = 2
+    hint = "fix the URL or options (`eventpipe kv backends` lists the schemes)"
 
 
 class KVUnavailable(KVError):
     """The backend could not be reached or timed out. Retry later; the data is not known to be lost."""
 
     retryable = True
+    exit_code = 3
+    hint = ("check the server is up and the URL is right, then run the same command again "
+            "(`eventpipe kv migrate` resumes where it stopped)")
 
 
 class KVCorrupt(KVError):
     """A stored body failed its checksum or could not be decoded. Retrying will not help."""
 
     retryable = False
+    exit_code = 1
 
     def __init__(self, key: str, reason: str) -> None:
         super().__init__(f"corrupt body at key {key!r}: {reason}; restore it from another store or delete it")
         self.key = key
+
+
+class KVBadURL(KVError, ValueError):
+    """A store URL names no known backend (the message lists the known schemes)."""
 
 
 class KVBadKey(KVError, ValueError):

@@ -24,10 +24,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from .base import KeyValueStore, KVCorrupt, KVError, redact_url
+from .base import RESERVED_PREFIX, KeyValueStore, KVCorrupt, KVError, redact_url
 from .codec import decode
 
-RESERVED_PREFIX = "_eventpipe/"
 MAX_LISTED = 100  # missing/corrupt keys listed in results; counts are always complete
 
 

@@ -23,7 +23,7 @@ MIGRATION_LOCK_ID = 0x6576656E  # "even": one advisory lock id for every eventpi
 
 
 def upgrade(engine: Engine, revision: str = "heads") -> None:
-    """Apply migrations. On Postgres an advisory lock serializes processes that start at once
+    """Apply migrations (``heads``: every subsystem's branch, each starting from 0001). On Postgres an advisory lock serializes processes that start at once
     (several workers on a fresh database would otherwise race to create alembic's table)."""
     if engine.dialect.name != "postgresql":
         command.upgrade(alembic_config(engine), revision)
@@ -39,12 +39,10 @@ def upgrade(engine: Engine, revision: str = "heads") -> None:
             lock_conn.commit()
 
 
-# Subsystems add their own revisions branching from 0001; "heads" applies all of them.
-HEADS = "heads"
-
-
-def current(engine: Engine) -> str | None:
+def current_heads(engine: Engine) -> list[str]:
+    """The revisions the database is at, sorted: one per branch, since each subsystem's migrations
+    branch from 0001 (alembic's ``get_current_revision`` refuses to answer when there are several)."""
     from alembic.runtime.migration import MigrationContext
 
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        return sorted(MigrationContext.configure(conn).get_current_heads())

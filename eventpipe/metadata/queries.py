@@ -7,6 +7,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from eventpipe.kvstore.base import RESERVED_PREFIX, KeyValueStore
+
 from .db import Database, utcnow
 from .models import Activity, BufferedCounter, DeadLetter, Event, Issue, Project
 
@@ -57,3 +59,14 @@ def totals(db: Database) -> dict[str, int]:
             "dead_letters": s.scalar(select(func.count()).select_from(DeadLetter)) or 0,
             "activities": s.scalar(select(func.count()).select_from(Activity)) or 0,
         }
+
+
+def store_totals(db: Database, store: KeyValueStore) -> dict[str, Any]:
+    """What ``eventpipe stats`` and ``demo`` report: events indexed, bodies stored, every issue."""
+    return {
+        "events_stored": totals(db)["events_stored"],
+        "bodies_stored": sum(1 for k in store.keys() if not k.startswith(RESERVED_PREFIX)),
+        "issues": [
+            {k: r[k] for k in ("id", "title", "count", "first_seen", "last_seen")} for r in issue_rows(db)
+        ],
+    }

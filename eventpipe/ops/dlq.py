@@ -22,7 +22,7 @@ from typing import Any
 
 import pika
 
-from eventpipe.queues.declare import DLQ_ARGS, WORK_ARGS
+from eventpipe.queues.declare import WORK_ARGS
 from eventpipe.queues.management import BrokerNode, ManagementError
 from eventpipe.queues.topology import Topology
 
@@ -242,14 +242,6 @@ def _walk_queue(conn: pika.BlockingConnection, node: BrokerNode, topology: Topol
     return index
 
 
-def ensure_dlq(node: BrokerNode, topology: Topology, logical: str) -> None:
-    conn = connect(node.amqp_url)
-    try:
-        conn.channel().queue_declare(topology.dead_letter(logical), durable=True, arguments=DLQ_ARGS)
-    finally:
-        conn.close()
-
-
 # Embedded mode: the dead_letters table ------------------------------------------------------------
 def _sql_rows(rt: Any) -> Iterator[Any]:
     from sqlalchemy import select
@@ -299,3 +291,17 @@ def sql_walk(rt: Any, flt: Filter, *, action: str = "list") -> Outcome:
                 s.execute(delete(DeadLetter).where(DeadLetter.id.in_(ids)))
         out.purged = len(ids)
     return out
+
+
+def walk(rt: Any, flt: Filter, *, action: str = "list") -> Outcome:
+    """List, replay or purge the dead letters matching ``flt`` wherever this deployment keeps them:
+    the ``dead_letters`` table in the embedded mode, every node's DLQs with RabbitMQ. Replayed
+    work in the embedded mode runs here and now, or it would vanish with the process."""
+    if rt.settings.embedded:
+        result = sql_walk(rt, flt, action=action)
+        if action == "replay" and result.replayed:
+            rt.broker.run_until_idle()
+        return result
+    from .nodes import nodes_for
+
+    return rabbit_walk(nodes_for(rt.settings), rt.topology, rt.registry.queues(), flt, action=action)

@@ -12,31 +12,31 @@ Not refused: retries and delayed re-publishes of messages already in the system 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from dramatiq.middleware import Middleware, MiddlewareError
 
+from eventpipe.errors import EventpipeError
+from eventpipe.metadata.db import Database
+from eventpipe.queues.topology import Topology
+
 from .state import closed_queues
 
 
-class QueueClosed(MiddlewareError):
+class QueueClosed(EventpipeError, MiddlewareError):
     """The queue was closed by ``eventpipe ops drain --queue``; reopen with ``eventpipe ops undrain --queue``."""
 
 
 class QueueGate(Middleware):
-    def __init__(self, db: Any | Callable[[], Any], topology: Any) -> None:
-        self._db = db
+    def __init__(self, db: Database, topology: Topology) -> None:
+        self.db = db
         self.topology = topology
-
-    def _database(self) -> Any:
-        return self._db() if callable(self._db) and not hasattr(self._db, "session") else self._db
 
     def before_enqueue(self, broker: Any, message: Any, delay: int | None) -> None:
         if delay or message.options.get("retries"):
             return
         logical = self.topology.logical(message.queue_name)
-        if logical in closed_queues(self._database()):
+        if logical in closed_queues(self.db):
             raise QueueClosed(
                 f"queue {logical!r} is closed to new work (eventpipe ops drain --queue {logical}); "
                 f"task {message.actor_name} was not enqueued. Reopen it with: eventpipe ops undrain --queue {logical}"

@@ -21,14 +21,14 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from dramatiq.middleware import Middleware, SkipMessage
 from sqlalchemy import delete, select, update
 
-from eventpipe.metadata.db import utcnow
+from eventpipe.metadata.db import Database, utcnow
 
 from eventpipe.metadata.models import KillSwitchRule
 from .state import CACHE_S
@@ -107,14 +107,11 @@ def load_rules(db: Any) -> list[Rule]:
 
 # The middleware ----------------------------------------------------------------------------------
 class KillSwitch(Middleware):
-    """Drops messages matched by a kill-switch rule before they run (see module docstring).
+    """Drops messages matched by a kill-switch rule before they run (see module docstring);
+    ``db`` is the runtime's database, where the rules live."""
 
-    ``db`` is the runtime's :class:`~eventpipe.metadata.db.Database`, or a callable returning it
-    (so the runtime can build the middleware before it has its database).
-    """
-
-    def __init__(self, db: Any | Callable[[], Any] | None = None, *, ttl: float = CACHE_S) -> None:
-        self._db = db
+    def __init__(self, db: Database, *, ttl: float = CACHE_S) -> None:
+        self.db = db
         self.ttl = ttl
         self._lock = threading.Lock()
         self._rules: list[Rule] = []
@@ -122,14 +119,6 @@ class KillSwitch(Middleware):
         self._pending: Counter[int] = Counter()
         self.dropped: Counter[int] = Counter()
         self._metric = _dropped_metric()
-
-    def _database(self) -> Any:
-        db = self._db
-        if db is None:
-            from eventpipe.runtime import open_runtime
-
-            return open_runtime().db
-        return db() if callable(db) and not hasattr(db, "session") else db
 
     def rules(self) -> list[Rule]:
         now = time.monotonic()
@@ -139,7 +128,7 @@ class KillSwitch(Middleware):
             if now - self._loaded_at < self.ttl:
                 return self._rules
             try:
-                db = self._database()
+                db = self.db
                 self._flush(db)
                 self._rules = load_rules(db)
             except Exception:
@@ -178,7 +167,7 @@ class KillSwitch(Middleware):
             stop.set()
         try:
             with self._lock:
-                self._flush(self._database())
+                self._flush(self.db)
         except Exception:  # counts are best effort; the worker is stopping anyway
             log.warning("could not record kill-switch drop counts at shutdown", exc_info=True)
 

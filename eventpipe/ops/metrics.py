@@ -44,7 +44,7 @@ from prometheus_client.core import GaugeMetricFamily
 log = logging.getLogger("eventpipe.metrics")
 
 LABELS = ("task", "queue")
-_multiproc = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+_multiproc = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))  # prometheus-client's own variable
 
 TASKS_STARTED = Counter("eventpipe_tasks_started", "Task executions started", LABELS)
 TASKS_SUCCEEDED = Counter("eventpipe_tasks_succeeded", "Task executions that succeeded", LABELS)
@@ -72,27 +72,29 @@ class TaskMetrics(Middleware):
     _server_lock = threading.Lock()
     _server_port: int | None = None
 
-    def __init__(self, topology: Any = None) -> None:
+    def __init__(self, topology: Any = None, *, port: int | None = None, local_only: bool = False) -> None:
         """``topology`` (the runtime's) turns physical queue names into logical ones for labels;
-        without it the broker's is used, if it has one."""
+        without it the broker's is used, if it has one. ``port`` and ``local_only`` come from
+        ``Settings.metrics_port`` / ``metrics_local`` (``EVENTPIPE_METRICS_PORT`` / ``_LOCAL``)."""
         self.topology = topology
+        self.port = port
+        self.local_only = local_only
         self._started: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def after_worker_boot(self, broker: Any, worker: Any) -> None:
-        port = os.environ.get("EVENTPIPE_METRICS_PORT")
-        if port and not _multiproc:
-            self.serve(int(port))
+        if self.port and not _multiproc:
+            self.serve(self.port, local_only=self.local_only)
 
     @classmethod
-    def serve(cls, first_port: int, tries: int = 64) -> int | None:
+    def serve(cls, first_port: int, tries: int = 64, *, local_only: bool = False) -> int | None:
         """Start this process's /metrics server on the first free port from ``first_port``."""
         with cls._server_lock:
             if cls._server_port is not None:
                 return cls._server_port
             for port in range(first_port, first_port + tries):
                 try:
-                    start_http_server(port, addr="127.0.0.1" if os.environ.get("EVENTPIPE_METRICS_LOCAL") else "0.0.0.0")
+                    start_http_server(port, addr="127.0.0.1" if local_only else "0.0.0.0")
                 except OSError:
                     continue
                 cls._server_port = port

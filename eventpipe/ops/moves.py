@@ -1,4 +1,5 @@
-"""Executing backlog moves with dynamic shovels: ``ops rebalance`` and ``ops drain --node``.
+"""Executing backlog moves with dynamic shovels (``ops rebalance``, ``ops drain --node``), and the
+other operator actions on a backlog: draining a queue and purging one.
 
 Every move is a shovel (``eventpipe.queues.shovel``) with ``ack-mode: on-confirm`` (a message
 leaves its source only after the destination confirmed it: a crash duplicates, never loses) and
@@ -14,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pika
 
@@ -22,8 +24,9 @@ from eventpipe.queues.declare import DLQ_ARGS, WORK_ARGS, delay_args, on_fresh_c
 from eventpipe.queues.management import BrokerNode, ManagementError
 from eventpipe.queues.topology import Topology
 
-from .nodes import OpsError, classify, connect, find_node, ready_count
+from .nodes import OpsError, classify, connect, find_node, nodes_for, ready_count
 from .plan import Load, Move
+from .state import CACHE_S, close_queue, load_drained_nodes, mark_drained
 
 log = logging.getLogger("eventpipe.ops")
 
@@ -279,3 +282,100 @@ def wait_empty(conns: Sequence[BrokerNode], queue: str, *, on_progress: Callable
         if time.monotonic() - t0 > timeout_s:
             raise OpsError(f"{queue} still holds {total} messages after {timeout_s:.0f}s")
         time.sleep(poll_s)
+
+
+# ---- operator actions: what `eventpipe ops drain|purge` do, as plain functions ------------------
+def check_queue(rt: Any, queue: str) -> None:
+    """Raise :class:`OpsError` unless ``queue`` is a logical queue of some declared task."""
+    known = rt.registry.queues()
+    if queue not in known:
+        raise OpsError(f"no queue {queue!r}; declared queues: {', '.join(known)}")
+
+
+def drain_node_now(rt: Any, name: str, *, chunk: int = 5000, timeout_s: float = 3600.0,
+                   on_progress: Callable[[int, int], None] | None = None) -> DrainResult:
+    """Empty node ``name``: mark it drained (publishers stop choosing it), wait until every
+    publisher's cached copy of that flag has expired, then move its whole backlog to the other
+    nodes that are not drained. A failure leaves the node drained; calling again continues."""
+    nodes = nodes_for(rt.settings)
+    find_node(nodes, name)
+    mark_drained(rt.db, name, reason="eventpipe ops drain")
+    time.sleep(CACHE_S + 0.5)  # every publisher's cached flag has expired: no new work lands there
+    excluded = load_drained_nodes(rt.db) - {name}
+    try:
+        return drain_node(nodes, name, rt.topology, rt.registry.queues(), excluded=excluded, chunk=chunk,
+                          on_progress=on_progress, timeout_s=timeout_s)
+    except (OpsError, ManagementError, pika.exceptions.AMQPError, OSError) as exc:
+        # e.g. the node is down: the flag is set (publishers avoid it); its messages wait there
+        raise OpsError(
+            f"{type(exc).__name__}: {exc} (the node stays drained; rerun to continue moving its backlog, "
+            f"or `eventpipe ops undrain --node {name}`)"
+        ) from exc
+
+
+def drain_queue_now(rt: Any, queue: str, *, timeout_s: float = 3600.0,
+                    on_progress: Callable[[int], None] | None = None) -> float:
+    """Close logical ``queue`` to new work and wait until it is empty on every node; returns the
+    seconds waited. The embedded broker's queues live in this process, so they are run dry here."""
+    check_queue(rt, queue)
+    close_queue(rt.db, queue, reason="eventpipe ops drain --queue")
+    t0 = time.monotonic()
+    if rt.settings.embedded:
+        rt.broker.run_until_idle()
+        return time.monotonic() - t0
+    try:
+        return float(wait_empty(nodes_for(rt.settings), rt.topology.queue(queue), timeout_s=timeout_s,
+                                on_progress=on_progress))
+    except OpsError as exc:
+        raise OpsError(f"{exc} (the queue stays closed; `eventpipe ops undrain --queue {queue}` reopens it)") from exc
+
+
+@dataclass
+class PurgeResult:
+    queue: str
+    per_node: dict[str, int | None] = field(default_factory=dict)  # None: could not purge there
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def purged(self) -> int:
+        return sum(v for v in self.per_node.values() if v)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"queue": self.queue, "purged": self.purged, "per_node": self.per_node, "errors": self.errors}
+
+
+def purge_queue(rt: Any, queue: str) -> PurgeResult:
+    """Delete every ready message of logical ``queue`` on every node (its dead letters stay).
+    A node that cannot be reached is reported in ``errors`` and the others are still purged."""
+    check_queue(rt, queue)
+    physical = rt.topology.queue(queue)
+    result = PurgeResult(queue)
+    if rt.settings.embedded:
+        # the embedded broker's queues live in this process (normally empty for a CLI process)
+        q = rt.broker.queues.get(physical)
+        result.per_node["embedded"] = q.qsize() if q is not None else 0
+        if q is not None:
+            rt.broker.flush(physical)
+        return result
+    for node in nodes_for(rt.settings):
+        try:
+            conn = connect(node.amqp_url)
+        except Exception as exc:  # noqa: BLE001 - report the node, purge the others
+            result.per_node[node.host_port] = None
+            result.errors.append(f"{node.host_port}: unreachable ({type(exc).__name__})")
+            continue
+        try:
+            result.per_node[node.host_port] = int(conn.channel().queue_purge(physical).method.message_count)
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code == 404:  # the queue was never declared there: nothing to purge
+                result.per_node[node.host_port] = 0
+            else:
+                result.per_node[node.host_port] = None
+                result.errors.append(f"{node.host_port}: {exc}")
+        except Exception as exc:  # noqa: BLE001
+            result.per_node[node.host_port] = None
+            result.errors.append(f"{node.host_port}: {exc}")
+        finally:
+            if conn.is_open:
+                conn.close()
+    return result

@@ -13,13 +13,14 @@ from typing import Any
 
 import pika
 
+from eventpipe.errors import EventpipeError
 from eventpipe.queues.management import BrokerNode, broker_nodes, management_urls_for
 from eventpipe.queues.topology import Topology
 
 _DELAY_RE = re.compile(r"^(?P<logical>.+)\.delay\.(?P<ms>\d+)$")
 
 
-class OpsError(RuntimeError):
+class OpsError(EventpipeError, RuntimeError):
     """An ops command cannot proceed; the message says why and what to do."""
 
 

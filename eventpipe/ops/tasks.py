@@ -1,28 +1,23 @@
 """Periodic ops tasks. ``ops.auto_rebalance`` runs the ``ops rebalance`` logic every 60 s when
-``EVENTPIPE_AUTO_REBALANCE=1`` is set in the worker's environment (off by default: moving backlogs
-is an operator's decision until they opt in). It skips a run while an earlier move is still going.
+``Settings.auto_rebalance`` is on (``EVENTPIPE_AUTO_REBALANCE=1`` in the worker's environment; off by
+default: moving backlogs is an operator's decision until they opt in). It skips a run while an
+earlier move is still going.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
-from eventpipe.schedules.spec import periodic
 from eventpipe.tasks.api import task
 
 log = logging.getLogger("eventpipe.ops")
 
 
-def enabled() -> bool:
-    return os.environ.get("EVENTPIPE_AUTO_REBALANCE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-@task("ops.auto_rebalance", queue="ops", max_retries=0, time_limit_ms=50_000)
+@task("ops.auto_rebalance", queue="ops", max_retries=0, time_limit_ms=50_000, every="60s", schedule={"expires_s": 55})
 def auto_rebalance(rt: Any) -> dict[str, Any]:
     """Move surplus backlog between RabbitMQ nodes (EVENTPIPE_AUTO_REBALANCE=1)."""
-    if not enabled():
+    if not rt.settings.auto_rebalance:
         return {"skipped": "EVENTPIPE_AUTO_REBALANCE is not set"}
     if rt.settings.embedded or len(rt.settings.amqp_urls) < 2:
         return {"skipped": "needs two or more RabbitMQ nodes"}
@@ -37,5 +32,3 @@ def auto_rebalance(rt: Any) -> dict[str, Any]:
         log.warning("auto_rebalance moved %d message(s) in %d move(s)", result["moved"], len(result["plan"]))
     return {"moved": result["moved"], "moves": len(result["plan"]), "errors": result["errors"]}
 
-
-periodic("ops.auto_rebalance", every="60s", expires_s=55)

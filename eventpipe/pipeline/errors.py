@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from eventpipe.errors import EventpipeError
 
-class InvalidEvent(ValueError):
+
+class InvalidEvent(EventpipeError, ValueError):
     """An event that cannot be accepted. ``reason`` is a stable code for counting, ``field`` the
     JSON path that was wrong; the message says what was expected."""
 

@@ -57,7 +57,7 @@ def normalize_event(data: Any, *, project_id: int, received: float) -> dict[str,
     if message:
         out["message"] = message[0]
         if message[1] is not None:
-            out["logentry"] = {"message": message[1]}
+            out["logentry"] = {"message": message[1], "formatted": message[0]}
     exceptions = _exceptions(data.get("exception"))
     if exceptions:
         out["exception"] = exceptions
@@ -224,7 +224,9 @@ def _exceptions(value: Any) -> list[dict[str, Any]]:
         item: dict[str, Any] = {"type": _clip(etype or "Error"), "value": _clip(str(evalue)) if evalue is not None else ""}
         if isinstance(exc.get("module"), str):
             item["module"] = _clip(exc["module"])
-        item["frames"] = _frames(exc.get("stacktrace"), f"{path}.stacktrace")
+        # ``frames`` inline is this module's own output shape: normalizing twice changes nothing
+        stacktrace = exc.get("stacktrace") if exc.get("stacktrace") is not None or "frames" not in exc else {"frames": exc["frames"]}
+        item["frames"] = _frames(stacktrace, f"{path}.stacktrace")
         out.append(item)
     return out
 

@@ -2,8 +2,9 @@
 `eventpipe federation setup` and by ops, so every process declares every queue identically
 (RabbitMQ refuses a redeclaration with different arguments: PRECONDITION_FAILED).
 
-Work and dead-letter queues are classic durable queues (DESIGN.md §7: quorum queues misbehave with
-federation on 3.10). Delay queues hold messages for a fixed TTL and dead-letter them back to
+Work and dead-letter queues are classic durable queues: on RabbitMQ 3.10, quorum
+queues with federation produced duplicates and links that did not return after a restart
+(docs/federation.md). Delay queues hold messages for a fixed TTL and dead-letter them back to
 their work queue, so delayed work waits in the broker, never in a worker's memory.
 """
 

@@ -28,6 +28,17 @@ class EmbeddedBroker(StubBroker):
         consumer.nack = nack  # type: ignore[method-assign]
         return consumer
 
+    def enqueue_many(self, messages: list[Any]) -> None:
+        for message in messages:
+            self.enqueue(message)
+
+    def pin_node(self, node: str) -> None:
+        raise ValueError("--node needs RabbitMQ nodes (EVENTPIPE_BROKER_URLS); the embedded broker has none")
+
+    def dead_letter_message(self, message: Any) -> None:
+        """Dead-letter a message that never ran as itself (a failed item split off a batch)."""
+        self.on_dead_letter(message.queue_name, message)
+
     def pending(self) -> int:
         """Messages waiting or in flight in every queue, delay queues included."""
         return sum(q.unfinished_tasks for q in self.queues.values())

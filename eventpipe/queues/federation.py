@@ -32,6 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from eventpipe.errors import EventpipeError
 from .declare import declare_queues
 from .management import (
     BrokerNode,
@@ -58,7 +59,7 @@ NAME_PREFIX = "eventpipe-"
 Action = Literal["created", "updated", "unchanged", "removed"]
 
 
-class FederationError(RuntimeError):
+class FederationError(EventpipeError, RuntimeError):
     """Setup could not proceed; the message says which node and what to do next."""
 
 

@@ -16,11 +16,13 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import httpx
 
+from eventpipe.errors import EventpipeError
+
 DEFAULT_MANAGEMENT_PORT = 15672
 DEFAULT_VHOST = "/"
 
 
-class ManagementError(RuntimeError):
+class ManagementError(EventpipeError, RuntimeError):
     """A management API call failed; ``str()`` says which node, what happened and what to do."""
 
     def __init__(self, url: str, message: str, *, status: int | None = None) -> None:
@@ -31,6 +33,9 @@ class ManagementError(RuntimeError):
 
 class ManagementUnavailable(ManagementError):
     """The management API could not be reached at all (node down, plugin off, wrong port)."""
+
+    retryable = True
+    exit_code = 3
 
 
 class NotFound(ManagementError):

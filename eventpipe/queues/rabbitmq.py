@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import dramatiq
 import pika
@@ -32,9 +32,6 @@ from eventpipe.tasks.middleware import REQUEUE_FLAG, dead_letter_info
 from .declare import DLQ_ARGS, WORK_ARGS, delay_args
 from .publisher import Outgoing, Publisher, node_name
 from .topology import Topology, delay_bucket
-
-if TYPE_CHECKING:
-    from eventpipe.runtime import Runtime
 
 log = logging.getLogger("eventpipe.rabbitmq")
 
@@ -141,6 +138,10 @@ class RabbitBroker(dramatiq.Broker):
         props = pika.BasicProperties(delivery_mode=2, headers=headers, timestamp=int(time.time()), content_type="application/json")
         dlq = self.topology.dead_letter(logical)
         self.publisher.publish(Outgoing(dlq, body, props, declare=(dlq, DLQ_ARGS)))
+
+    def dead_letter_message(self, message: Message) -> None:
+        """Dead-letter a message that never ran as itself (a failed item split off a batch)."""
+        self.dead_letter(message.queue_name, message.encode(), dead_letter_info(message), task=message.actor_name)
 
     # Consuming -------------------------------------------------------------------------------
     def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> Consumer:
@@ -388,17 +389,3 @@ class MultiNodeConsumer(Consumer):
     def close(self) -> None:
         for node in self.nodes:
             node.close()
-
-
-def make_rabbitmq_broker(rt: Runtime, middleware: list[Any]) -> RabbitBroker:
-    settings = rt.settings
-    return RabbitBroker(
-        settings.amqp_urls,
-        rt.topology,
-        middleware=middleware,
-        window=settings.confirm_window,
-        consume_nodes=settings.consume_nodes or None,
-        strategy=settings.publish_strategy,
-        preferred=settings.preferred_node,
-        excluded=getattr(rt, "drained_nodes", set),
-    )

@@ -5,7 +5,8 @@ prefetch, one hop at a time. It cannot empty a node whose consumers are all gone
 towards a node that has none yet. A dynamic shovel moves a fixed number of messages now:
 
 * ``ack-mode: on-confirm``: a message leaves the source only after the destination confirmed it,
-  so a crash mid-move duplicates at worst, never loses (tasks are idempotent, DESIGN.md §4);
+  so a crash mid-move duplicates at worst, never loses (every task is idempotent, so a duplicate
+  is harmless);
 * ``src-delete-after: <count>``: the shovel deletes itself after ``count`` messages, so "done"
   is simply "the shovel is gone" (HTTP 404);
 * ``src-consumer-args: {"x-priority": -1}``: on a source that still has consumers, the shovel gets
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from eventpipe.errors import EventpipeError
 from .management import (
     DEFAULT_VHOST,
     BrokerNode,
@@ -37,7 +39,7 @@ from .management import (
 Count = int | Literal["queue-length"]
 
 
-class ShovelError(RuntimeError):
+class ShovelError(EventpipeError, RuntimeError):
     """The shovel could not be created, failed while moving, or did not finish in time."""
 
 

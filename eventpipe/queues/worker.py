@@ -79,13 +79,14 @@ def child_main(pool: PoolConfig, worker_id: str) -> None:
     import dramatiq
     import psutil
 
-    if pool.nodes:
-        os.environ["EVENTPIPE_CONSUME_NODES"] = ",".join(pool.nodes)
+    from eventpipe.config import load_settings
     from eventpipe.runtime import open_runtime
 
-    logging.basicConfig(level=os.environ.get("EVENTPIPE_LOG_LEVEL", "WARNING"), format=f"%(asctime)s {worker_id} %(levelname)s %(name)s: %(message)s")
+    # this process's settings: the environment's, with the pool's --node choice on top
+    settings = load_settings(**({"consume_nodes": pool.nodes} if pool.nodes else {}))
+    logging.basicConfig(level=settings.log_level, format=f"%(asctime)s {worker_id} %(levelname)s %(name)s: %(message)s")
     logging.getLogger("pika").setLevel(max(logging.WARNING, logging.getLogger().level))  # pika's INFO is per-socket noise
-    rt = open_runtime()
+    rt = open_runtime(settings)
     queues = select_queues(pool.queues, rt.registry.queues())
     physical = {rt.topology.queue(q) for q in queues}
     counter = _Counter()

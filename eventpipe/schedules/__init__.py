@@ -5,7 +5,7 @@
 * :mod:`.scheduler` — the ``Scheduler`` loop and ``start_in_thread`` for the embedded mode
 * :mod:`.claims` — per-slot claims in SQL (default) or Redis
 * :mod:`.expiry` — the ``SlotExpiry`` worker middleware that drops expired scheduled messages
-* :mod:`.control` / :mod:`.cli` — operator actions and the ``schedules`` / ``scheduler`` commands
+* :mod:`.control` — operator actions (the ``eventpipe schedules`` commands in :mod:`eventpipe.cli.schedules` call them)
 * :mod:`.models` / :mod:`.store` — SQL state (watermark, pause, claims and history)
 
 See docs/scheduler.md.

@@ -106,8 +106,7 @@ def run_now(rt: Runtime, name: str, *, jobs: JobRegistry | None = None, now: dat
     options: dict[str, Any] = {"schedule_job": spec.name, "schedule_slot": t.isoformat(), "scheduler_id": who, "manual": True}
     if spec.expires_s is not None:
         options["expires_at"] = epoch_ms(t) + int(spec.expires_s * 1000)
-    message = rt.enqueue(spec.task, options=options, **spec.kwargs)
-    message_id = str(getattr(message, "message_id", ""))
+    message_id = rt.enqueue(spec.task, options=options, **spec.kwargs)
     with rt.db.session() as s:
         store.insert_manual(s, job=spec.name, task=spec.task, at=t, by=who, message_id=message_id)
     return {"job": spec.name, "task": spec.task, "message_id": message_id, "at": t}
@@ -120,7 +119,18 @@ def history(rt: Runtime, *, job: str | None = None, limit: int = 50, jobs: JobRe
             with rt.db.session() as s:
                 rows = store.history(s, job=job, limit=limit)
             if not rows:
-                registry.get(job)  # raises KeyError naming the known jobs
+                registry.get(job)  # raises UnknownJob naming the known jobs
             return rows
     with rt.db.session() as s:
         return store.history(s, job=job, limit=limit)
+
+
+def apply_periodic_now(rt: Runtime) -> None:
+    """Flush buffered counters and roll up the last two days now, inline, as the scheduled jobs
+    would: ``eventpipe stats --flush`` and ``demo`` use it so their totals are current."""
+    from eventpipe.tasks.buffers import flush_counters
+    from eventpipe.tasks.rollups import daily, hourly
+
+    flush_counters(rt)
+    hourly(rt, lookback_hours=48)
+    daily(rt, lookback_hours=48)

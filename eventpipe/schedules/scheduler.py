@@ -12,7 +12,7 @@ One tick, per job that may have something due:
 A publish that fails keeps the claim and is retried on the next tick; a scheduler that dies
 leaves its claims to others once their lease passes. The one window for a duplicate message is a
 scheduler that stalls between publishing and recording for longer than the lease (``lease_s``,
-default 60 s): tasks are idempotent anyway (DESIGN §4), and the history still shows one firing.
+default 60 s): every task is idempotent, so a second message has no second effect, and the history still shows one firing.
 
 Between slots a scheduler does not touch the database: it knows from the watermark when the next
 slot of each job can be due and only reads then (and every ``refresh_s`` to notice other
@@ -257,14 +257,13 @@ class Scheduler:
         if spec.expires_s is not None:
             options["expires_at"] = epoch_ms(now) + int(spec.expires_s * 1000)
         try:
-            message = self.rt.enqueue(spec.task, options=options, **spec.kwargs)
+            message_id = self.rt.enqueue(spec.task, options=options, **spec.kwargs)
         except Exception as exc:  # noqa: BLE001 - keep the claim, retry next tick
             self._owed.add(key)
             result.failed.append((spec.name, slot, f"{type(exc).__name__}: {exc}"))
             log.warning("job %s slot %s: publish failed (%s); will retry", spec.name, slot.isoformat(), exc)
             return
         self._owed.discard(key)
-        message_id = str(getattr(message, "message_id", ""))
         result.fired.append(FiredSlot(spec.name, slot, message_id, spec.task))
         self._unrecorded[key] = _Published(spec.task, message_id, now)
 

@@ -31,6 +31,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from eventpipe.errors import EventpipeError, UnknownJob
+
 CatchUp = Literal["skip", "once", "all"]
 CATCH_UP_POLICIES: tuple[str, ...] = ("skip", "once", "all")
 
@@ -43,7 +45,7 @@ _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 
 
-class ScheduleError(ValueError):
+class ScheduleError(EventpipeError, ValueError):
     """A periodic job is declared wrongly; the message names the job, the field and a valid form."""
 
 
@@ -372,8 +374,7 @@ class JobRegistry:
         try:
             return self._jobs[name]
         except KeyError:
-            known = ", ".join(sorted(self._jobs)) or "none"
-            raise KeyError(f"no periodic job named {name!r} (known: {known}); see `eventpipe schedules list`") from None
+            raise UnknownJob(name, list(self._jobs)) from None
 
     def all(self) -> list[JobSpec]:
         return sorted(self._jobs.values(), key=lambda s: s.name)
@@ -420,16 +421,17 @@ def periodic(
     return (registry if registry is not None else jobs).add(spec)
 
 
-JOB_MODULES = ("eventpipe.schedules.jobs",)
-
-
 def load_jobs() -> JobRegistry:
-    """Import the pipeline's job declarations and plugins' (entry point group ``eventpipe.schedules``)."""
-    from importlib import import_module
+    """Every periodic job: the schedules declared beside their tasks (``@task(every=...)``, for the
+    catalogue and every task module already loaded) and plugins' (entry point group
+    ``eventpipe.schedules``)."""
     from importlib.metadata import entry_points
 
-    for module in JOB_MODULES:
-        import_module(module)
+    from eventpipe.tasks.api import load_catalogue
+
+    for declared in load_catalogue().all():
+        if declared.schedule and declared.name not in jobs:
+            periodic(declared.name, **declared.schedule)
     for ep in entry_points(group="eventpipe.schedules"):
         ep.load()
     return jobs

@@ -4,22 +4,18 @@ apply an increment twice, and a crashed flush rolls back and leaves its rows for
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from sqlalchemy import delete, select, update
 
 from eventpipe.metadata.models import BufferedCounter, Issue
 from eventpipe.pipeline.counters import fold_increments
-from eventpipe.tasks.api import task
-
-if TYPE_CHECKING:
-    from eventpipe.runtime import Runtime
+from eventpipe.tasks.api import TaskContext, task
 
 FLUSH_CHUNK = 5000
 
 
-def flush_counters(rt: Runtime, *, chunk: int = FLUSH_CHUNK) -> int:
-    """Apply every pending increment; returns how many increments were applied."""
+def flush_counters(rt: TaskContext, *, chunk: int = FLUSH_CHUNK) -> int:
+    """Apply every pending increment; returns how many events were counted (the sum of deltas:
+    the save stage writes one row per issue per batch)."""
     applied = 0
     while True:
         with rt.db.session() as s:
@@ -44,10 +40,11 @@ def flush_counters(rt: Runtime, *, chunk: int = FLUSH_CHUNK) -> int:
                         first_seen=min(issue.first_seen, total.first_seen),
                     )
                 )
-            applied += len(rows)
+            applied += sum(delta for _, delta, _ in rows)
 
 
-@task("buffers.flush", queue="buffers", max_retries=3)
-def flush(rt: Runtime) -> int:
+# Frequent, cheap and idempotent; a stale run only adds load (a later flush does the same work).
+@task("buffers.flush", queue="buffers", max_retries=3, every="10s", schedule={"expires_s": 30})
+def flush(rt: TaskContext) -> int:
     """Apply buffered counters (times seen, first/last seen) to issues."""
     return flush_counters(rt)

@@ -1,5 +1,6 @@
-"""Dramatiq middleware eventpipe adds: failure history for dead letters, idempotency receipts,
-and delivery of the runtime to tasks."""
+"""Retries: the Dramatiq middleware that keeps each failure's story for the dead letter
+(:class:`FailureHistory`) and decides how long to retry (:class:`SafeRetries`), and the
+classification of an exception as an outage worth retrying (:func:`is_transient`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import traceback
 from typing import Any
 
 import dramatiq
+import sqlalchemy.exc
 from dramatiq.middleware import Middleware, Retries
 
 log = logging.getLogger("eventpipe.tasks")
@@ -21,32 +23,38 @@ class FailureHistory(Middleware):
     def after_process_message(self, broker: dramatiq.Broker, message: Any, *, result: Any = None, exception: BaseException | None = None) -> None:
         if exception is None:
             return
-        failures = message.options.setdefault("failures", [])
-        failures.append(time.time())
-        del failures[:-20]
-        message.options["last_error"] = f"{type(exception).__name__}: {exception}"[:2000]
-        message.options["last_traceback"] = "".join(
-            traceback.format_exception(type(exception), exception, exception.__traceback__, limit=20)
-        )[-8000:]
-        log.warning("task %s failed (attempt %d): %s", message.actor_name, len(failures), message.options["last_error"])
+        record_failure(message.options, exception)
+        log.warning("task %s failed (attempt %d): %s", message.actor_name, len(message.options["failures"]), message.options["last_error"])
+
+
+def record_failure(options: dict[str, Any], exception: BaseException) -> None:
+    """Append one failure (time, exception, traceback) to a message's options."""
+    failures = options.setdefault("failures", [])
+    failures.append(time.time())
+    del failures[:-20]
+    options["last_error"] = f"{type(exception).__name__}: {exception}"[:2000]
+    options["last_traceback"] = "".join(
+        traceback.format_exception(type(exception), exception, exception.__traceback__, limit=20)
+    )[-8000:]
 
 
 REQUEUE_FLAG = "_eventpipe_requeue"
 
 
+#: driver exceptions that mean "a server is down or slow"; eventpipe's own errors say so with
+#: their ``retryable`` flag (see :mod:`eventpipe.errors`)
+DRIVER_OUTAGES: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    TimeoutError,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+)
+
+
 def is_transient(exc: BaseException) -> bool:
     """An outage of something the task depends on (body store, broker, database), as opposed to
     a bug or bad input: worth retrying for as long as an outage may last."""
-    import sqlalchemy.exc
-
-    from eventpipe.queues.publisher import PublishError
-
-    if getattr(exc, "retryable", False):
-        return True
-    return isinstance(
-        exc,
-        (ConnectionError, TimeoutError, PublishError, sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError),
-    )
+    return bool(getattr(exc, "retryable", False)) or isinstance(exc, DRIVER_OUTAGES)
 
 
 OUTAGE_RETRY_SECONDS = 3600.0  # transient failures keep retrying this long after the first one

@@ -13,11 +13,10 @@ from eventpipe.metadata.models import TaskReceipt
 from eventpipe.metadata.repo import insert_ignore
 
 if TYPE_CHECKING:
-    from eventpipe.runtime import Runtime
-    from eventpipe.tasks.api import TaskSpec
+    from eventpipe.tasks.api import Task, TaskContext
 
 
-def run_once(rt: Runtime, spec: TaskSpec, kwargs: dict[str, Any]) -> Any:
+def run_once(rt: TaskContext, spec: Task, kwargs: dict[str, Any]) -> Any:
     assert spec.idempotency_key is not None
     key = f"{spec.name}:{spec.idempotency_key(kwargs)}"[:255]
     with rt.db.session() as s:

@@ -8,20 +8,15 @@ catches late events with old timestamps."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
-
 from sqlalchemy import delete, select
 
 from eventpipe.metadata.db import utcnow
 from eventpipe.metadata.models import Event, Rollup
 from eventpipe.pipeline.rollup import RESOLUTIONS, bucket_start, rollup_counts
-from eventpipe.tasks.api import task
-
-if TYPE_CHECKING:
-    from eventpipe.runtime import Runtime
+from eventpipe.tasks.api import TaskContext, task
 
 
-def recompute(rt: Runtime, resolution: str, *, received_since: datetime) -> int:
+def recompute(rt: TaskContext, resolution: str, *, received_since: datetime) -> int:
     """Recompute every bucket touched by events received since ``received_since``; returns rows written."""
     step = RESOLUTIONS[resolution]
     written = 0
@@ -46,13 +41,16 @@ def recompute(rt: Runtime, resolution: str, *, received_since: datetime) -> int:
     return written
 
 
-@task("rollups.hourly", queue="rollups", max_retries=3)
-def hourly(rt: Runtime, lookback_hours: float = 2.0) -> int:
+# Five minutes past the hour (late events of the last hour have arrived by then); each run
+# recomputes a lookback window, so a late run is still useful until the next one is queued.
+@task("rollups.hourly", queue="rollups", max_retries=3, cron="5 * * * *", schedule={"expires_s": 45 * 60, "catch_up": "once"})
+def hourly(rt: TaskContext, lookback_hours: float = 2.0) -> int:
     """Recompute hourly buckets touched by recently received events."""
     return recompute(rt, "hour", received_since=utcnow() - timedelta(hours=lookback_hours))
 
 
-@task("rollups.daily", queue="rollups", max_retries=3)
-def daily(rt: Runtime, lookback_hours: float = 26.0) -> int:
+# A quarter past midnight UTC; after downtime run once to catch up.
+@task("rollups.daily", queue="rollups", max_retries=3, cron="15 0 * * *", schedule={"expires_s": 6 * 3600, "catch_up": "once"})
+def daily(rt: TaskContext, lookback_hours: float = 26.0) -> int:
     """Recompute daily buckets touched by recently received events."""
     return recompute(rt, "day", received_since=utcnow() - timedelta(hours=lookback_hours))

@@ -153,7 +153,7 @@ def test_d_publishers_fail_over_while_b_is_down_and_links_return(fed, start_work
     wait_for(lambda: status(fed["urls"], fed["mgmt"], Topology(fed["prefix"])).all_running, 120, "links to run again")
     from click.testing import CliRunner
 
-    from eventpipe.queues.federation_cli import federation
+    from eventpipe.cli.federation import federation
 
     result = CliRunner().invoke(federation, ["status", "--json"])
     assert result.exit_code == 0, result.output

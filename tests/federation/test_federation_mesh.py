@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from eventpipe.queues import federation as fed
 from eventpipe.queues.declare import declare_delay_queue
-from eventpipe.queues.federation_cli import federation as federation_cli
+from eventpipe.cli.federation import federation as federation_cli
 from eventpipe.queues.management import ManagementClient
 from eventpipe.queues.topology import Topology
 

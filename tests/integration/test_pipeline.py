@@ -13,6 +13,7 @@ from eventpipe.metadata.models import Activity, BufferedCounter, Event, Issue, R
 from eventpipe.metadata.queries import ensure_project, issue_rows
 from eventpipe.pipeline.keys import body_key
 from eventpipe.tasks.buffers import flush_counters
+from eventpipe.tasks.events import process
 from eventpipe.tasks.rollups import daily, hourly
 
 
@@ -87,8 +88,8 @@ def test_redelivered_tasks_change_nothing(make_runtime, db_url):
     with rt.db.session() as s:
         received = s.scalar(select(Event.received_at).where(Event.event_id == eid))
     # replay every step by hand, as a redelivery would
-    rt.enqueue("events.preprocess", project_id=1, event_id=eid, received=time.time())
-    rt.enqueue("events.process", project_id=1, event_id=eid, received=time.time())
+    process.send(rt, project_id=1, event_id=eid, received=time.time())
+    process.send_many(rt, [{"project_id": 1, "event_id": eid, "received": time.time()}] * 3)
     rt.broker.run_until_idle()
     assert count(rt, Event) == 1
     assert count(rt, BufferedCounter) == 1

@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from eventpipe.kvstore import DualWriteStore, open_configured_store, open_raw_store, open_store
-from eventpipe.kvstore.cli import EXIT_PROBLEMS, EXIT_UNAVAILABLE, kv
+from eventpipe.cli._common import ExitCode
+from eventpipe.cli.kv import kv
 from eventpipe.kvstore.migrate import Progress, checkpoint_key, migrate, verify
 from eventpipe.kvstore.servers import SeaweedFS, free_port
 
@@ -142,20 +143,11 @@ def test_open_configured_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     plain = open_configured_store(settings)
     assert not isinstance(plain, DualWriteStore)
     plain.close()
-    monkeypatch.setenv("EVENTPIPE_KV_OLD_URL", f"file://{tmp_path / 'old'}")
+    monkeypatch.setenv("EVENTPIPE_KV_OLD_URL", f"file://{tmp_path / 'old'}")  # read once, into Settings
+    settings = load_settings(home=tmp_path / "home", kv_url=f"sqlite://{tmp_path / 'new.sqlite3'}")
+    assert settings.kv_old_url == f"file://{tmp_path / 'old'}"
     dual = open_configured_store(settings)
     assert isinstance(dual, DualWriteStore) and dual.old.url.startswith("file://")
-    dual.close()
-
-    class WithField:  # what Settings looks like once it has the kv_old_url field
-        kv_old_url = f"file://{tmp_path / 'older'}"
-
-        def resolved_kv_url(self) -> str:
-            return f"sqlite://{tmp_path / 'new.sqlite3'}"
-
-    monkeypatch.delenv("EVENTPIPE_KV_OLD_URL")
-    dual = open_configured_store(WithField())
-    assert isinstance(dual, DualWriteStore) and dual.old.url.endswith("older")
     dual.close()
 
 
@@ -167,7 +159,7 @@ def test_cli_migrate_and_verify(tmp_path: Path, index_db: Any, add_events: AddEv
     db = ["--database", index_db.url]
 
     out = runner.invoke(kv, ["verify", dst, *db, "--json"])
-    assert out.exit_code == EXIT_PROBLEMS and json.loads(out.stdout)["missing"] == 40
+    assert out.exit_code == ExitCode.FAILED and json.loads(out.stdout)["missing"] == 40
 
     out = runner.invoke(kv, ["migrate", "--from", src, "--to", dst, "--verify", *db, "--json"])
     assert out.exit_code == 0, out.output
@@ -179,7 +171,7 @@ def test_cli_migrate_and_verify(tmp_path: Path, index_db: Any, add_events: AddEv
 
     open_raw_store(dst).delete(next(iter(bodies)))
     out = runner.invoke(kv, ["verify", dst, *db])
-    assert out.exit_code == EXIT_PROBLEMS and "missing 1" in out.stdout and "next:" in out.stderr
+    assert out.exit_code == ExitCode.FAILED and "missing 1" in out.stdout and "next:" in out.stderr
 
     out = runner.invoke(kv, ["migrate", "--from", src, "--to", dst, *db])
     assert out.exit_code == 0 and "copied 40" in out.stdout  # counts carried by the checkpoint
@@ -191,7 +183,7 @@ def test_cli_errors_say_what_to_do(tmp_path: Path, index_db: Any, add_events: Ad
     db = ["--database", index_db.url]
     dead = f"redis://:s3cret@127.0.0.1:{free_port()}/0?timeout=1"
     out = runner.invoke(kv, ["migrate", "--from", dead, "--to", f"file://{tmp_path / 'x'}", *db])
-    assert out.exit_code == EXIT_UNAVAILABLE, out.output
+    assert out.exit_code == ExitCode.UNAVAILABLE, out.output
     assert "s3cret" not in out.output and "next:" in out.stderr
     out = runner.invoke(kv, ["verify", "bogus://x", *db])
     assert out.exit_code == 2 and "eventpipe kv backends" in out.stderr

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 import eventpipe.kvstore as kvstore
 from eventpipe.kvstore import BUILTIN_BACKENDS, CodecStore, KVBadKey, backends, open_raw_store, open_store
 from eventpipe.kvstore.base import BatchFallbackMixin, check_key
-from eventpipe.kvstore.cli import kv
+from eventpipe.cli.kv import kv
 from eventpipe.kvstore.conformance import KeyValueStoreConformance
 
 

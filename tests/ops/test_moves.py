@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_drain_node_with_10k_messages_leaves_none_there_and_loses_none(ops_env: Any, nodes: Any) -> None:
-    from eventpipe.ops.cli import ops
+    from eventpipe.cli.ops import ops
     from eventpipe.queues.declare import delay_args
 
     rt = runtime()
@@ -62,7 +62,7 @@ def test_drain_node_with_10k_messages_leaves_none_there_and_loses_none(ops_env: 
 
 
 def test_rebalance_moves_the_planned_counts(ops_env: Any, nodes: Any) -> None:
-    from eventpipe.ops.cli import ops
+    from eventpipe.cli.ops import ops
 
     rt = runtime()
     declare_everywhere(nodes, rt)
@@ -112,9 +112,9 @@ def test_auto_rebalance_task_moves_a_stranded_backlog(ops_env: Any, nodes: Any, 
     ch.basic_qos(prefetch_count=1)
     ch.basic_consume(q, lambda *args: None)
     try:
-        monkeypatch.delenv("EVENTPIPE_AUTO_REBALANCE", raising=False)
+        assert rt.settings.auto_rebalance is False  # off unless EVENTPIPE_AUTO_REBALANCE=1
         assert "skipped" in auto_rebalance(rt)
-        monkeypatch.setenv("EVENTPIPE_AUTO_REBALANCE", "1")
+        monkeypatch.setattr(rt.settings, "auto_rebalance", True)
         result = auto_rebalance(rt)
         assert result["moved"] == 800 and result["errors"] == []
         assert depth(c.amqp_url, q) == 0 and depth(a.amqp_url, q) == 800 - 1

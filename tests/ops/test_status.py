@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_lag_is_within_one_second_of_the_true_oldest_message_age(ops_env: Any, nodes: Any) -> None:
-    from eventpipe.ops.cli import ops
+    from eventpipe.cli.ops import ops
     from eventpipe.ops.nodes import connect
     from eventpipe.ops.status import lag_of
 
@@ -83,7 +83,7 @@ def test_peek_neither_reorders_nor_drops(ops_env: Any, nodes: Any) -> None:
 
 
 def test_status_json_check_purge_and_exporter(ops_env: Any, nodes: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from eventpipe.ops.cli import ops
+    from eventpipe.cli.ops import ops
     from eventpipe.ops.metrics import QueueCollector
 
     monkeypatch.setenv("EVENTPIPE_BACKLOG_THRESHOLD", "50")
@@ -120,7 +120,7 @@ def test_status_json_check_purge_and_exporter(ops_env: Any, nodes: Any, monkeypa
 
 
 def test_status_shows_federation_links(ops_env: Any, nodes: Any) -> None:
-    from eventpipe.ops.cli import ops
+    from eventpipe.cli.ops import ops
     from eventpipe.queues import federation
     from eventpipe.queues.management import management_urls_for
     from tests.support.workers import wait_for
@@ -143,7 +143,7 @@ def test_status_shows_federation_links(ops_env: Any, nodes: Any) -> None:
 
 
 def test_dead_node_status_check_and_drain_fail_clearly(ops_env: Any, nodes: Any) -> None:
-    from eventpipe.ops.cli import ops
+    from eventpipe.cli.ops import ops
 
     rt = runtime()
     declare_everywhere(nodes, rt)

@@ -234,7 +234,7 @@ def test_ops_cli_in_embedded_mode(embedded: Any, monkeypatch: pytest.MonkeyPatch
 
     from click.testing import CliRunner
 
-    from eventpipe.ops.cli import ops
+    from eventpipe.cli.ops import ops
 
     monkeypatch.setenv("EVENTPIPE_HOME", str(tmp_path / ".eventpipe"))
     monkeypatch.setenv("EVENTPIPE_TASK_MODULES", "tests.ops.ops_tasks")
@@ -282,9 +282,9 @@ def test_auto_rebalance_is_a_periodic_task_and_off_by_default(embedded: Any, mon
     assert "ops.auto_rebalance" in registry and registry.get("ops.auto_rebalance").queue == "ops"
     spec = jobs.get("ops.auto_rebalance")
     assert spec.as_dict()["task"] == "ops.auto_rebalance"
-    monkeypatch.delenv("EVENTPIPE_AUTO_REBALANCE", raising=False)
+    assert embedded.settings.auto_rebalance is False  # off unless EVENTPIPE_AUTO_REBALANCE=1
     assert "skipped" in ops_tasks.auto_rebalance(embedded)
-    monkeypatch.setenv("EVENTPIPE_AUTO_REBALANCE", "1")
+    monkeypatch.setattr(embedded.settings, "auto_rebalance", True)
     assert "two or more" in ops_tasks.auto_rebalance(embedded)["skipped"]
 
 

@@ -55,7 +55,7 @@ def done(rt: Any, keys: list[str]) -> int:
 
 
 def test_pause_stops_consumption_within_seconds_and_resume_restarts_it(ops_env: Any, nodes: Any, start_worker: Any) -> None:
-    from eventpipe.ops.cli import ops
+    from eventpipe.cli.ops import ops
 
     rt = runtime()
     proc = start(rt, nodes, start_worker)
@@ -82,7 +82,7 @@ def test_pause_stops_consumption_within_seconds_and_resume_restarts_it(ops_env: 
 
 
 def test_killswitch_drops_only_matching_messages(ops_env: Any, nodes: Any, start_worker: Any) -> None:
-    from eventpipe.ops.cli import ops
+    from eventpipe.cli.ops import ops
 
     rt = runtime()
     proc = start(rt, nodes, start_worker)
@@ -116,7 +116,7 @@ def test_killswitch_drops_only_matching_messages(ops_env: Any, nodes: Any, start
 
 
 def test_dlq_replay_reruns_failed_tasks_to_success_once_fixed(ops_env: Any, nodes: Any, start_worker: Any) -> None:
-    from eventpipe.ops.cli import ops
+    from eventpipe.cli.ops import ops
 
     rt = runtime()
     start(rt, nodes, start_worker)
@@ -160,7 +160,7 @@ def test_dlq_replay_reruns_failed_tasks_to_success_once_fixed(ops_env: Any, node
 
 
 def test_drain_queue_refuses_new_work_and_waits_until_empty(ops_env: Any, nodes: Any, start_worker: Any) -> None:
-    from eventpipe.ops.cli import ops
+    from eventpipe.cli.ops import ops
     from eventpipe.ops.gate import QueueClosed
 
     rt = runtime()

@@ -14,8 +14,9 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import inspect
 
+from eventpipe.cli import _common
+from eventpipe.cli import schedules as schedules_cli
 from eventpipe.runtime import Runtime
-from eventpipe.schedules import cli as schedules_cli
 
 from . import helpers
 
@@ -23,7 +24,7 @@ from . import helpers
 @pytest.fixture
 def rt(make_rt: Callable[..., Runtime], monkeypatch: pytest.MonkeyPatch) -> Runtime:
     runtime = make_rt()
-    monkeypatch.setattr(schedules_cli, "open_runtime", lambda: runtime)
+    monkeypatch.setattr(_common, "open_runtime", lambda: runtime)
     monkeypatch.setattr(schedules_cli, "reset_runtime", lambda: None)
     return runtime
 
@@ -91,8 +92,7 @@ def test_scheduler_command_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     """`eventpipe scheduler` runs until SIGTERM and exits 0 (waits for its start line, then signals)."""
     env = {**os.environ, "EVENTPIPE_HOME": str(tmp_path), "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     env.pop("EVENTPIPE_REDIS_URL", None)
-    code = "from eventpipe.schedules.cli import scheduler; scheduler(['--json', '--poll', '0.2'], prog_name='eventpipe scheduler')"
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "eventpipe.cli", "scheduler", "--json", "--poll", "0.2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         first = json.loads(proc.stdout.readline())  # type: ignore[union-attr]
         assert first["event"] == "start" and first["claims"] == "sql" and first["embedded_workers"] is True

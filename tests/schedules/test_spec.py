@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from croniter import croniter
 
+from eventpipe.errors import UnknownJob
 from eventpipe.schedules.spec import (
     JobRegistry,
     JobSpec,
@@ -82,7 +83,7 @@ def test_periodic_registers_with_defaults_and_rejects_conflicts() -> None:
         periodic("rollups.hourly", cron="6 * * * *", registry=reg)
     periodic("rollups.hourly", cron="6 * * * *", name="rollups.hourly.late", registry=reg)
     assert [s.name for s in reg.all()] == ["rollups.hourly", "rollups.hourly.late"]
-    with pytest.raises(KeyError, match="known: rollups.hourly, rollups.hourly.late"):
+    with pytest.raises(UnknownJob, match="known: rollups.hourly, rollups.hourly.late"):
         reg.get("nope")
 
 

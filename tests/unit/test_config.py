@@ -61,13 +61,51 @@ def test_errors_never_show_credentials(monkeypatch):
     assert "EVENTPIPE_BROKER_URLS" in str(info.value)
 
 
+def test_every_eventpipe_variable_is_a_setting(monkeypatch):
+    """The variables that used to be read on the side (metrics, auto-rebalance, log level, old KV
+    store) are Settings fields, parsed and validated like the others."""
+    monkeypatch.setenv("EVENTPIPE_METRICS_PORT", "9200")
+    monkeypatch.setenv("EVENTPIPE_METRICS_LOCAL", "1")
+    monkeypatch.setenv("EVENTPIPE_AUTO_REBALANCE", "true")
+    monkeypatch.setenv("EVENTPIPE_LOG_LEVEL", "info")
+    monkeypatch.setenv("EVENTPIPE_KV_OLD_URL", "file:///tmp/old")
+    s = load_settings()
+    assert (s.metrics_port, s.metrics_local, s.auto_rebalance, s.log_level, s.kv_old_url) == (
+        9200, True, True, "INFO", "file:///tmp/old")
+    monkeypatch.setenv("EVENTPIPE_LOG_LEVEL", "loud")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert "EVENTPIPE_LOG_LEVEL" in str(info.value)
+
+
+def test_pools_from_the_environment_are_json(monkeypatch):
+    monkeypatch.setenv("EVENTPIPE_POOLS", '{"events": {"queues": ["events*"], "processes": 3}}')
+    assert load_settings().pools["events"].processes == 3
+    monkeypatch.setenv("EVENTPIPE_POOLS", "events=3")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert "EVENTPIPE_POOLS" in str(info.value) and "JSON" in str(info.value)
+
+
+def test_readme_lists_every_variable_the_code_reads():
+    import re
+    from pathlib import Path
+
+    from eventpipe.config import Settings
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    documented = set(re.findall(r"`(EVENTPIPE_[A-Z_]+)`", readme))
+    declared = {"EVENTPIPE_" + name.upper() for name in Settings.model_fields} | {"EVENTPIPE_CONFIG"}
+    assert declared - documented == set()
+
+
 def test_messages_are_json_never_pickle():
     import dramatiq
-    from dramatiq.encoder import JSONEncoder
 
-    import eventpipe.runtime  # noqa: F401  (sets the encoder)
+    from eventpipe.runtime import OrjsonEncoder  # importing the runtime sets the encoder
 
-    assert type(dramatiq.get_encoder()) is JSONEncoder
+    assert type(dramatiq.get_encoder()) is OrjsonEncoder
+    assert dramatiq.get_encoder().decode(dramatiq.get_encoder().encode({"a": [1, "x"]})) == {"a": [1, "x"]}
     from dramatiq.errors import DecodeError
     from dramatiq.message import Message
 

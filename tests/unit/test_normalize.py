@@ -112,3 +112,27 @@ def test_deep_nesting_is_bounded():
     while isinstance(cur, dict):
         cur, depth = cur.get("a"), depth + 1
     assert depth <= 9
+
+
+def test_normalizing_twice_changes_nothing():
+    """The process stage may see a body it already normalized (a redelivery): same event, same
+    fingerprint, so a redelivered event never lands in another issue."""
+    import orjson
+
+    from eventpipe.pipeline.demo import generate
+    from eventpipe.pipeline.errors import InvalidEvent
+    from eventpipe.pipeline.grouping import fingerprint_hash
+    from eventpipe.pipeline.normalize import normalize_event
+    from eventpipe.pipeline.scrub import scrub_event
+
+    checked = 0
+    for ev in generate(300, 7, now=1_700_000_000.0):
+        try:
+            once = scrub_event(normalize_event(ev.payload, project_id=ev.project_id, received=1_700_000_000.0))
+        except InvalidEvent:
+            continue
+        twice = scrub_event(normalize_event(orjson.loads(orjson.dumps(once)), project_id=ev.project_id, received=1_700_000_000.0))
+        assert twice == once
+        assert fingerprint_hash(twice) == fingerprint_hash(once)
+        checked += 1
+    assert checked > 250

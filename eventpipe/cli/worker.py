@@ -1,4 +1,4 @@
-"""`eventpipe worker`: run a worker pool for some queues, or a pool declared in the config file."""
+"""``eventpipe worker``: run a worker pool for some queues, or a pool declared in the config file."""
 
 from __future__ import annotations
 
@@ -6,8 +6,14 @@ import sys
 
 import click
 
+from eventpipe.config import get_settings
+from eventpipe.queues.worker import PoolConfig, select_queues, supervise
+from eventpipe.tasks.api import load_catalogue
 
-@click.command("worker")
+from ._common import command
+
+
+@command("worker")
 @click.option("--queues", default="", help="comma-separated logical queues or globs (default: all)")
 @click.option("--processes", type=click.IntRange(1, 256), default=None, help="worker processes")
 @click.option("--threads", type=click.IntRange(1, 1024), default=None, help="threads per process")
@@ -16,10 +22,6 @@ import click
 @click.option("--node", "nodes", multiple=True, help="consume only from this node HOST:PORT (repeatable)")
 def worker(queues: str, processes: int | None, threads: int | None, prefetch: int | None, pool_name: str | None, nodes: tuple[str, ...]) -> None:
     """Run workers until SIGTERM (graceful) or a second SIGINT (immediate)."""
-    from eventpipe.config import get_settings
-    from eventpipe.queues.worker import PoolConfig, select_queues, supervise
-    from eventpipe.tasks.api import load_catalogue
-
     settings = get_settings()
     if settings.embedded:
         raise click.UsageError(
@@ -35,7 +37,7 @@ def worker(queues: str, processes: int | None, threads: int | None, prefetch: in
     patterns = [q.strip() for q in queues.split(",") if q.strip()] or (spec.queues if spec and spec.queues != ["*"] else [])
     try:
         select_queues(patterns, load_catalogue(settings.task_modules).queues())
-    except ValueError as exc:
+    except ValueError as exc:  # a pattern matches no declared queue
         raise click.UsageError(str(exc)) from None
     pool = PoolConfig(
         name=pool_name or "",
@@ -54,3 +56,6 @@ def worker(queues: str, processes: int | None, threads: int | None, prefetch: in
         err=True,
     )
     sys.exit(supervise(pool))
+
+
+__all__ = ["worker"]

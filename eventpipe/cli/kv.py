@@ -7,27 +7,25 @@ piped while an operator still sees a progress bar. Exit codes: 0 all good, 1 pro
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from .base import KVError, KVUnavailable, redact_url
+from eventpipe.config import get_settings
+from eventpipe.kvstore import ENTRY_POINT_GROUP, backends
+from eventpipe.kvstore.base import redact_url
+from eventpipe.kvstore.migrate import migrate, verify
+from eventpipe.metadata.db import Database
 
-EXIT_PROBLEMS = 1
-EXIT_USAGE = 2
-EXIT_UNAVAILABLE = 3
+from ._common import ExitCode, emit_json, err, group, json_option, out, table
 
 
-def _database(database_url: str | None) -> Any:
-    from eventpipe.config import load_settings
-    from eventpipe.metadata.db import Database
-
-    url = database_url or load_settings().resolved_database_url()
-    db = Database(url)
+def _database(database_url: str | None) -> Database:
+    db = Database(database_url or get_settings().resolved_database_url())
     db.upgrade()
     return db
 
@@ -38,12 +36,8 @@ def _progress_bar(label: str, enabled: bool) -> Iterator[Callable[[Any], None]]:
     if not enabled:
         yield lambda _p: None
         return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    console = Console(stderr=True)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[extra]}"), TimeRemainingColumn(), console=console,
+                  TextColumn("{task.fields[extra]}"), TimeRemainingColumn(), console=err,
                   transient=False) as bar:
         task = bar.add_task(label, total=None, extra="")
 
@@ -56,117 +50,89 @@ def _progress_bar(label: str, enabled: bool) -> Iterator[Callable[[Any], None]]:
         yield update
 
 
-def _fail(message: str, code: int) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
+def _list_keys(missing: list[str], corrupt: list[str]) -> None:
+    for key in missing[:10]:
+        click.echo(f"  missing: {key}")
+    for key in corrupt[:10]:
+        click.echo(f"  corrupt: {key}")
 
 
-@contextmanager
-def _kv_errors() -> Iterator[None]:
-    """Turn store errors into one line that says what to do next, and a distinct exit code."""
-    try:
-        yield
-    except KVUnavailable as exc:
-        _fail(f"{exc}\nnext: check the server is up and the URL is right, then run the same command "
-              "again (migrate resumes where it stopped)", EXIT_UNAVAILABLE)
-    except (KVError, ValueError) as exc:
-        _fail(f"{exc}\nnext: fix the URL or options (`eventpipe kv backends` lists the schemes)", EXIT_USAGE)
-
-
-@click.group()
+@group()
 def kv() -> None:
     """Event-body key-value stores: backends, migration, verification."""
 
 
 @kv.command("backends")
-@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@json_option
 def kv_backends(as_json: bool) -> None:
     """List URL schemes: built-in backends and plugins installed via entry points."""
-    from . import ENTRY_POINT_GROUP, backends
-
     known = backends()
     if as_json:
-        click.echo(json.dumps(known, indent=2, sort_keys=True))
+        emit_json(known)
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"key-value backends (plugins: entry-point group {ENTRY_POINT_GROUP!r})")
-    table.add_column("scheme")
-    table.add_column("class")
-    table.add_column("source")
-    for scheme, info in sorted(known.items()):
-        table.add_row(f"{scheme}://", info["target"], info["source"])
-    Console().print(table)
+    out.print(table(["scheme", "class", "source"],
+                    [[f"{scheme}://", info["target"], info["source"]] for scheme, info in sorted(known.items())],
+                    title=f"key-value backends (plugins: entry-point group {ENTRY_POINT_GROUP!r})"))
 
 
 @kv.command("migrate")
 @click.option("--from", "src", required=True, metavar="URL", help="store to copy from")
 @click.option("--to", "dst", required=True, metavar="URL", help="store to copy to")
-@click.option("--verify", is_flag=True, help="check source checksums and read every copy back")
+@click.option("--verify", "check", is_flag=True, help="check source checksums and read every copy back")
 @click.option("--batch", default=500, show_default=True, type=click.IntRange(1, 10000))
 @click.option("--restart", is_flag=True, help="ignore the checkpoint and copy everything again")
 @click.option("--database", "database_url", metavar="URL", help="metadata DB (default: from settings)")
-@click.option("--json", "as_json", is_flag=True, help="machine-readable result on stdout")
-def kv_migrate(src: str, dst: str, verify: bool, batch: int, restart: bool, database_url: str | None,
+@json_option
+def kv_migrate(src: str, dst: str, check: bool, batch: int, restart: bool, database_url: str | None,
                as_json: bool) -> None:
     """Copy every body named by the event index from one store to another (resumable)."""
-    from .migrate import migrate
-
-    with _kv_errors():
-        db = _database(database_url)
-        try:
-            with _progress_bar("migrate", not as_json and sys.stderr.isatty()) as update:
-                result = migrate(src, dst, db, verify=verify, progress=update, batch=batch, restart=restart)
-        finally:
-            db.dispose()
+    db = _database(database_url)
+    try:
+        with _progress_bar("migrate", not as_json and sys.stderr.isatty()) as update:
+            result = migrate(src, dst, db, verify=check, progress=update, batch=batch, restart=restart)
+    finally:
+        db.dispose()
     if as_json:
-        click.echo(json.dumps(result.as_dict(), indent=2))
+        emit_json(result.as_dict())
     else:
         click.echo(
             f"{redact_url(src)} -> {redact_url(dst)}: {result.scanned} of {result.total} indexed events, "
             f"copied {result.copied}, missing in source {result.missing}, corrupt {result.corrupt}"
-            + (f", verified {result.verified}, verify failures {result.verify_failed}" if verify else "")
+            + (f", verified {result.verified}, verify failures {result.verify_failed}" if check else "")
             + (f" (resumed after events.id {result.resumed_from})" if result.resumed_from else "")
         )
-        for key in result.missing_keys[:10]:
-            click.echo(f"  missing: {key}")
-        for key in result.corrupt_keys[:10]:
-            click.echo(f"  corrupt: {key}")
+        _list_keys(result.missing_keys, result.corrupt_keys)
         if not result.ok:
             click.echo("next: missing bodies may have been removed by retention; run `eventpipe kv verify` "
                        "on the source to see whether they are really lost", err=True)
     if not result.ok:
-        sys.exit(EXIT_PROBLEMS)
+        sys.exit(ExitCode.FAILED)
 
 
 @kv.command("verify")
 @click.argument("url")
 @click.option("--batch", default=500, show_default=True, type=click.IntRange(1, 10000))
 @click.option("--database", "database_url", metavar="URL", help="metadata DB (default: from settings)")
-@click.option("--json", "as_json", is_flag=True, help="machine-readable result on stdout")
+@json_option
 def kv_verify(url: str, batch: int, database_url: str | None, as_json: bool) -> None:
     """Check that every indexed body exists in URL and passes its checksum. Exit 1 if not."""
-    from .migrate import verify
-
-    with _kv_errors():
-        db = _database(database_url)
-        try:
-            with _progress_bar("verify", not as_json and sys.stderr.isatty()) as update:
-                result = verify(url, db, progress=update, batch=batch)
-        finally:
-            db.dispose()
+    db = _database(database_url)
+    try:
+        with _progress_bar("verify", not as_json and sys.stderr.isatty()) as update:
+            result = verify(url, db, progress=update, batch=batch)
+    finally:
+        db.dispose()
     if as_json:
-        click.echo(json.dumps(result.as_dict(), indent=2))
+        emit_json(result.as_dict())
     else:
         click.echo(f"{redact_url(url)}: {result.total} indexed, ok {result.ok_count}, "
                    f"missing {result.missing}, corrupt {result.corrupt}")
-        for key in result.missing_keys[:10]:
-            click.echo(f"  missing: {key}")
-        for key in result.corrupt_keys[:10]:
-            click.echo(f"  corrupt: {key}")
+        _list_keys(result.missing_keys, result.corrupt_keys)
         if not result.ok:
             click.echo("next: restore the listed bodies from another store with `eventpipe kv migrate "
                        "--from OTHER --to THIS --verify`, or delete their events", err=True)
     if not result.ok:
-        sys.exit(EXIT_PROBLEMS)
+        sys.exit(ExitCode.FAILED)
+
+
+__all__ = ["kv"]

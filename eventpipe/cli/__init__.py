@@ -1,0 +1,46 @@
+"""The ``eventpipe`` command: one click group, with every subcommand listed below.
+
+Each group lives in its own module of this package and is a thin layer over plain functions in
+the domain packages; the shared helpers (runtime, JSON, tables, exit codes, error reporting) are
+in :mod:`eventpipe.cli._common`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from . import db, dlq, events, federation, ingest, killswitch, kv, ops, projects, schedules, tasks, worker
+from ._common import EventpipeGroup
+
+@click.group(cls=EventpipeGroup)
+@click.option("-v", "--verbose", is_flag=True, help="log at INFO level")
+def main(verbose: bool) -> None:
+    """eventpipe: offline task processing for event pipelines."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+ops.ops.add_command(killswitch.killswitch)
+ops.ops.add_command(dlq.dlq)
+
+for command in (
+    tasks.tasks,
+    db.db,
+    projects.projects,
+    events.demo,
+    events.send,
+    events.stats,
+    events.issues,
+    kv.kv,
+    schedules.schedules,
+    schedules.scheduler,
+    federation.federation,
+    worker.worker,
+    ingest.ingest,
+    ops.ops,
+):
+    main.add_command(command)
+
+__all__ = ["main"]

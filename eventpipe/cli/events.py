@@ -1,0 +1,197 @@
+"""``eventpipe demo``, ``send``, ``stats`` and ``issues``: put events in, see what came out."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from eventpipe.ingest.files import read_event_file
+from eventpipe.ingest.submit import SubmitResult, submit_many
+from eventpipe.metadata.queries import ensure_project, issue_rows, store_totals, totals
+from eventpipe.pipeline.demo import DEMO_PROJECTS, generate
+from eventpipe.pipeline.errors import InvalidEvent
+from eventpipe.schedules.control import apply_periodic_now
+
+from ._common import ExitCode, command, emit_json, err, group, json_option, open_rt, out, table
+
+if TYPE_CHECKING:
+    from eventpipe.runtime import Runtime
+
+
+def finish_embedded(rt: Runtime, expected: int, *, show_progress: bool) -> None:
+    """Embedded mode: run the in-process workers until every queue is empty, with a progress bar."""
+    start = totals(rt.db)["events_stored"]
+    with Progress(TextColumn("processing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
+                  disable=not show_progress) as bar:
+        job = bar.add_task("events", total=max(expected, 0))
+        last = [0.0]
+
+        def tick() -> None:
+            if time.monotonic() - last[0] > 0.25:
+                last[0] = time.monotonic()
+                bar.update(job, completed=totals(rt.db)["events_stored"] - start)
+
+        rt.broker.run_until_idle(threads=4, progress=tick)
+        bar.update(job, completed=totals(rt.db)["events_stored"] - start)
+
+
+def print_issues(rows: list[dict[str, Any]], *, total: int) -> None:
+    out.print(table(
+        ["id", "title", "count", "first seen", "last seen"],
+        [[r["id"], r["title"][:70], r["count"], r["first_seen"][:19], r["last_seen"][:19]] for r in rows],
+        title=f"issues ({total})",
+    ))
+
+
+def print_totals(report: dict[str, Any]) -> None:
+    out.print(f"stored: {report['events_stored']} events, {report['bodies_stored']} bodies, "
+              f"{len(report['issues'])} issues", highlight=False)
+
+
+@command()
+@click.option("--events", "n_events", type=click.IntRange(1, 10_000_000), default=1000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--submit-only", is_flag=True, help="publish and exit; workers elsewhere process them")
+@click.option("--node", default=None, help="pin publishing to one broker node HOST:PORT")
+@json_option
+def demo(n_events: int, seed: int, submit_only: bool, node: str | None, as_json: bool) -> None:
+    """Generate realistic error events, run them through the pipeline, show the issues."""
+    rt = open_rt()
+    if node:
+        rt.pin_node(node)
+    if submit_only and rt.settings.embedded:
+        raise click.UsageError("--submit-only needs a broker (EVENTPIPE_BROKER_URL): the embedded broker lives in this process")
+    for pid, (name, _platform) in DEMO_PROJECTS.items():
+        ensure_project(rt.db, pid, name)
+    started = time.monotonic()
+    events = generate(n_events, seed, now=time.time())
+    result = SubmitResult()
+    chunk = 1000
+    for start in range(0, len(events), chunk):
+        by_project: dict[int, list[tuple[int, Any]]] = defaultdict(list)
+        for offset, ev in enumerate(events[start : start + chunk]):
+            by_project[ev.project_id].append((start + offset, ev.payload))
+        for pid, items in by_project.items():
+            part = submit_many(rt, pid, [p for _, p in items])
+            for r in part.rejected:
+                r.index = items[r.index][0]
+            result.merge(part)
+    submitted = time.monotonic()
+    if rt.settings.embedded:
+        finish_embedded(rt, len(result.accepted), show_progress=not as_json)
+    if not submit_only:
+        apply_periodic_now(rt)
+    elapsed = time.monotonic() - started
+    report: dict[str, Any] = {
+        "accepted": len(result.accepted),
+        "duplicates": len(result.duplicates),
+        "rejected": result.rejected_by_reason(),
+        "submit_seconds": round(submitted - started, 3),
+        "wall_seconds": round(elapsed, 3),
+        "events_per_second": round(n_events / elapsed, 1) if elapsed > 0 else None,
+    }
+    if not submit_only:
+        report.update(store_totals(rt.db, rt.store))
+    if as_json:
+        emit_json(report)
+        return
+    if not submit_only:
+        print_issues(report["issues"][:25], total=len(report["issues"]))
+    out.print(
+        f"accepted {report['accepted']}, duplicates {report['duplicates']}, rejected {sum(report['rejected'].values())} "
+        f"{report['rejected'] or ''}", highlight=False,
+    )
+    if not submit_only:
+        print_totals(report)
+    out.print(f"{n_events} events in {elapsed:.2f}s ({report['events_per_second']} events/s)", highlight=False)
+
+
+@command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--project", "project_id", type=int, default=None, help="project id (default: from the envelope DSN)")
+@click.option("--node", default=None, help="pin publishing to one broker node HOST:PORT")
+@json_option
+def send(files: tuple[Path, ...], project_id: int | None, node: str | None, as_json: bool) -> None:
+    """Submit events from JSON files (one event, or a list) or Sentry envelope files.
+
+    Exits 1 when a file or an event was rejected; the good ones are still accepted."""
+    rt = open_rt()
+    if node:
+        rt.pin_node(node)
+    report: list[dict[str, Any]] = []
+    accepted = 0
+    failed = False
+    for path in files:
+        try:
+            pid, events = read_event_file(path, project_id)
+        except InvalidEvent as exc:  # one bad file: report it, send the others
+            failed = True
+            report.append({"file": str(path), "error": str(exc), "reason": exc.reason, "field": exc.field})
+            err.print(f"[red]{exc.field}[/red]: {exc.detail}", soft_wrap=True)
+            continue
+        result = submit_many(rt, pid, events)
+        accepted += len(result.accepted)
+        for r in result.rejected:
+            failed = True
+            where = f"{path}" + (f"[{r.index}]" if len(events) > 1 else "")
+            err.print(f"[red]{where}[/red]: {r.field}: {r.detail}", soft_wrap=True)
+        report.append(
+            {
+                "file": str(path),
+                "project_id": pid,
+                "accepted": result.accepted,
+                "duplicates": result.duplicates,
+                "rejected": [{"index": r.index, "reason": r.reason, "field": r.field, "detail": r.detail} for r in result.rejected],
+            }
+        )
+    if rt.settings.embedded and accepted:
+        finish_embedded(rt, accepted, show_progress=not as_json)
+    if as_json:
+        emit_json({"files": report, "accepted": accepted})
+    else:
+        click.echo(f"accepted {accepted} event(s) from {len(files)} file(s)")
+    if failed:
+        sys.exit(ExitCode.FAILED)
+
+
+@command()
+@click.option("--flush", is_flag=True, help="first apply pending buffered counters")
+@json_option
+def stats(flush: bool, as_json: bool) -> None:
+    """Totals in the store: events, bodies, issues."""
+    rt = open_rt()
+    if flush:
+        apply_periodic_now(rt)
+    report = store_totals(rt.db, rt.store)
+    if as_json:
+        emit_json(report)
+        return
+    print_issues(report["issues"][:25], total=len(report["issues"]))
+    print_totals(report)
+
+
+@group()
+def issues() -> None:
+    """Grouped issues."""
+
+
+@issues.command("list")
+@click.option("--project", "project_id", type=int, default=None)
+@click.option("--limit", type=int, default=None)
+@json_option
+def issues_list(project_id: int | None, limit: int | None, as_json: bool) -> None:
+    """Issues, most frequent first: id, title, count, first and last seen."""
+    rows = issue_rows(open_rt().db, project_id=project_id, limit=limit)
+    if as_json:
+        emit_json(rows)
+    else:
+        print_issues(rows, total=len(rows))
+
+
+__all__ = ["demo", "issues", "send", "stats"]

@@ -1,0 +1,39 @@
+"""``eventpipe ingest serve``: the HTTP ingest endpoint (Sentry's store and envelope protocols)."""
+
+from __future__ import annotations
+
+import click
+
+from ._common import group, open_rt
+
+
+@group("ingest")
+def ingest() -> None:
+    """The HTTP ingest endpoint."""
+
+
+@ingest.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--rate", type=float, default=1000.0, show_default=True, help="events/s per project")
+def serve(host: str, port: int, rate: float) -> None:
+    """Serve Sentry's store and envelope endpoints; in the embedded mode, workers run in-process."""
+    import uvicorn
+
+    from eventpipe.ingest.server import create_app
+
+    rt = open_rt()
+    worker = None
+    if rt.settings.embedded:
+        import dramatiq
+
+        worker = dramatiq.Worker(rt.broker, worker_threads=4)
+        worker.start()
+    try:
+        uvicorn.run(create_app(rt, rate_per_project=rate, burst=rate * 2), host=host, port=port, log_level="warning")
+    finally:
+        if worker is not None:
+            worker.stop()
+
+
+__all__ = ["ingest"]
