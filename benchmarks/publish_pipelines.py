@@ -87,7 +87,7 @@ def steady(args: list[str]) -> dict[str, Any]:
     """Submit demo events at a fixed rate for a fixed time through ``submit_many``: every tick,
     the events due by then, one call per project. If a call takes longer than a tick the
     submitter falls behind; the largest lag is reported (and makes the figures invalid if large)."""
-    from benchmarks.publish import accepted_count, submit_many_compat
+    from benchmarks.publish import accepted_ids, submit_many_compat
     from eventpipe.pipeline.demo import generate
 
     rate, seconds, seed, tick_ms = float(args[0]), float(args[1]), int(args[2]), float(args[3])
@@ -98,7 +98,8 @@ def steady(args: list[str]) -> dict[str, Any]:
         submit(events[0].project_id, [])  # connect outside the timed part (an empty batch)
     except Exception:  # noqa: BLE001 - a core that refuses empty batches: the first tick connects
         pass
-    accepted = sent = 0
+    accepted: set[tuple[int, str]] = set()
+    sent = 0
     max_lag = 0.0
     c0, t0 = _cpu(), time.time()
     m0 = time.monotonic()
@@ -113,7 +114,7 @@ def steady(args: list[str]) -> dict[str, Any]:
             for ev in events[sent:due]:
                 by_project[ev.project_id].append(ev.payload)
             for pid, items in by_project.items():
-                accepted += accepted_count(submit(pid, items))
+                accepted |= accepted_ids(pid, submit(pid, items))
             sent = due
         next_tick += tick
         delay = next_tick - time.monotonic()
@@ -122,5 +123,5 @@ def steady(args: list[str]) -> dict[str, Any]:
         else:
             next_tick = time.monotonic()
     t1 = time.time()
-    return {"accepted": accepted, "sent": sent, "t0": t0, "t1": t1, "cpu_s": _cpu() - c0, "max_lag_s": max_lag,
+    return {"accepted": len(accepted), "sent": sent, "t0": t0, "t1": t1, "cpu_s": _cpu() - c0, "max_lag_s": max_lag,
             "rate": sent / (t1 - t0)}
