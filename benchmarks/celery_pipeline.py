@@ -22,7 +22,18 @@ from typing import Any
 
 import orjson
 from celery import Celery
+from celery.signals import worker_process_init
 from kombu import Exchange, Queue
+from sqlalchemy import create_engine, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+# imported in the parent, before the pool forks, as eventpipe's workers import theirs at start-up
+from eventpipe.kvstore import open_store
+from eventpipe.metadata.models import BufferedCounter, Event, Issue
+from eventpipe.pipeline.grouping import fingerprint_hash, title_and_culprit
+from eventpipe.pipeline.normalize import normalize_event
+from eventpipe.pipeline.scrub import scrub_event
 
 PREFIX = os.environ.get("BENCH_CP_PREFIX", "bench-cp.")
 STAGES = ("preprocess_event", "process_event", "save_event")
@@ -48,16 +59,20 @@ _resources: dict[str, Any] = {}
 def _res() -> dict[str, Any]:
     """Engine and store, opened once per (forked) process."""
     if _resources.get("pid") != os.getpid():
-        from sqlalchemy import create_engine
-
-        from eventpipe.kvstore import open_store
-
         _resources.update(
             pid=os.getpid(),
             engine=create_engine(os.environ["BENCH_CP_DB"], pool_size=2),
             store=open_store(os.environ["BENCH_CP_KV"]),
         )
     return _resources
+
+
+@worker_process_init.connect
+def _open_in_child(**_kwargs: Any) -> None:
+    """Connect when the pool process starts, not in the first (timed) task."""
+    if os.environ.get("BENCH_CP_DB"):
+        with _res()["engine"].connect():
+            pass
 
 
 def _load(project_id: int, event_id: str) -> Any:
@@ -81,9 +96,6 @@ def preprocess_event(project_id: int, event_id: str, received: float) -> None:
 @app.task(name="bench.cp.process_event")
 def process_event(project_id: int, event_id: str, received: float) -> None:
     """Normalize and scrub with eventpipe's functions, write the body back, pass it on."""
-    from eventpipe.pipeline.normalize import normalize_event
-    from eventpipe.pipeline.scrub import scrub_event
-
     event = scrub_event(normalize_event(_load(project_id, event_id), project_id=project_id, received=received))
     _res()["store"].put(f"{project_id}/{event_id}", orjson.dumps(event))
     save_event.delay(project_id=project_id, event_id=event_id, received=received)
@@ -93,13 +105,6 @@ def process_event(project_id: int, event_id: str, received: float) -> None:
 def save_event(project_id: int, event_id: str, received: float) -> None:
     """Group and store one event: one issue SELECT (+INSERT when new), one event INSERT, one
     counter row, one commit, as ``EventManager.save`` did per event."""
-    from sqlalchemy import select
-    from sqlalchemy.dialects.postgresql import insert
-    from sqlalchemy.orm import Session
-
-    from eventpipe.metadata.models import BufferedCounter, Event, Issue
-    from eventpipe.pipeline.grouping import fingerprint_hash, title_and_culprit
-
     event = _load(project_id, event_id)
     fingerprint = fingerprint_hash(event)
     ts = _dt(event["timestamp"])

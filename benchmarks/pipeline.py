@@ -137,7 +137,9 @@ def _commit() -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks pipeline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", default="", help=f"comma list of rows: {','.join(ROWS + OPTIONAL)} (default: all but {','.join(OPTIONAL)})")
-    ap.add_argument("--n", type=int, default=20_000, help="no-op tasks (items for the batch row) per system (20,000)")
+    ap.add_argument("--n", type=int, default=20_000, help="no-op tasks per system (20,000)")
+    ap.add_argument("--batch-items", type=int, default=200_000,
+                    help="items for the batch no-op row (200,000: at ~500 items a message, fewer would be over before it can be timed)")
     ap.add_argument("--events", type=int, default=5_000, help="events per pipeline row (5,000)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--clients", type=int, default=32, help="concurrent HTTP clients (32)")
@@ -156,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     install_sigterm()
     if args.quick:
-        args.n, args.events, args.requests, args.ingest_seconds = 300, 200, 300, 5.0
+        args.n, args.batch_items, args.events, args.requests, args.ingest_seconds = 300, 3000, 200, 300, 5.0
         args.steady_rate, args.steady_seconds = 50.0, 3.0
     chosen = [s.strip() for s in args.only.split(",") if s.strip()] or ROWS
     unknown = set(chosen) - set(ROWS + OPTIONAL)
@@ -188,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             if row not in chosen:
                 continue
             if row == "eventpipe-batch":
-                r = attempt(row, lambda: run_batch_noop(args.n, ctx))
+                r = attempt(row, lambda: run_batch_noop(args.batch_items, ctx))
             else:
                 r = attempt(row, lambda row=row: run_system(row, args.n, ctx, args.raw_prefetch))
             if r is not None:
