@@ -12,7 +12,19 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from benchmarks.common import AMQP_URL, VENV_BIN, CpuMeter, DepthProbe, bench_env, loadavg, log, machine_broker_pid, spawn, tree_rss_mb, unique
+from benchmarks.common import (
+    AMQP_URL,
+    VENV_BIN,
+    CpuMeter,
+    DepthProbe,
+    bench_env,
+    loadavg,
+    log,
+    machine_broker_pid,
+    spawn,
+    tree_rss_mb,
+    unique,
+)
 from benchmarks.stack import delete_prefixed
 from benchmarks.tasks import Ctx, TaskResult, _publish, _stop_workers
 

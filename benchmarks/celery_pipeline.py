@@ -119,10 +119,10 @@ def save_event(project_id: int, event_id: str, received: float) -> None:
                 ).on_conflict_do_nothing()
             )
             issue_id = s.scalar(select(Issue.id).where(Issue.project_id == project_id, Issue.fingerprint_hash == fingerprint))
-        row: dict[str, Any] = dict(
-            project_id=project_id, event_id=event_id, issue_id=issue_id, timestamp=ts, received_at=_dt(received),
-            kv_key=f"{project_id}/{event_id}", size=len(orjson.dumps(event)), platform=event["platform"], level=event["level"],
-        )
+        row: dict[str, Any] = {
+            "project_id": project_id, "event_id": event_id, "issue_id": issue_id, "timestamp": ts, "received_at": _dt(received),
+            "kv_key": f"{project_id}/{event_id}", "size": len(orjson.dumps(event)), "platform": event["platform"], "level": event["level"],
+        }
         if "fingerprint" in Event.__table__.c:
             row["fingerprint"] = fingerprint
         inserted = s.execute(insert(Event).values(**row).on_conflict_do_nothing().returning(Event.id)).first()

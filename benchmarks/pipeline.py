@@ -31,7 +31,14 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import ROOT, Table, fmt, loadavg, log, machine
-from benchmarks.tasks import Ctx, PipelineResult, TaskResult, install_sigterm, setup_table, task_table
+from benchmarks.tasks import (
+    Ctx,
+    PipelineResult,
+    TaskResult,
+    install_sigterm,
+    setup_table,
+    task_table,
+)
 
 NOOP_ROWS = ["raw", "dramatiq", "celery", "eventpipe", "eventpipe-batch"]
 PIPELINE_ROWS = ["pipeline-eventpipe", "pipeline-celery", "pipeline-limit"]
@@ -129,8 +136,8 @@ def steady_table(r: Any) -> Table:
 
 
 def _commit() -> str:
-    r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "eventpipe"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "eventpipe"], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
     return (r.stdout.strip() or "?") + ("+dirty" if dirty else "")
 
 

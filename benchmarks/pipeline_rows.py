@@ -244,7 +244,7 @@ def run_ingest(clients: int, requests: int, seconds: float, ctx: Ctx) -> IngestR
             r = subprocess.run(
                 [sys.executable, "-m", "benchmarks.ingest_load", "--url", url, "--project", "1", "--key", key,
                  "--clients", str(clients), "--requests", str(requests), "--seconds", str(seconds)],
-                env=bench_env(), cwd=str(ROOT), capture_output=True, text=True, timeout=seconds + 180,
+                env=bench_env(), cwd=str(ROOT), check=False, capture_output=True, text=True, timeout=seconds + 180,
             )
         finally:
             server_cpu, broker_cpu, db_cpu, rss = meters.stop()

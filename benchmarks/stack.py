@@ -17,7 +17,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import AMQP_URL, VENV_BIN, DepthProbe, bench_env, log, spawn, stop, unique
+from benchmarks.common import (
+    AMQP_URL,
+    VENV_BIN,
+    DepthProbe,
+    bench_env,
+    log,
+    spawn,
+    stop,
+    unique,
+)
 from benchmarks.sqlwatch import create_pg_db, drop_pg_db
 
 
@@ -26,7 +35,7 @@ def rabbitmq_names(kind: str, prefix: str) -> list[str]:
     (`rabbitmqctl`; the management plugin is not always enabled). Empty if it cannot be asked."""
     try:
         r = subprocess.run(["rabbitmqctl", f"list_{kind}", "-q", "--no-table-headers", "name"],
-                           capture_output=True, text=True, timeout=60)
+                           check=False, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         return []
     return [n.strip() for n in r.stdout.splitlines() if n.strip().startswith(prefix)]
@@ -82,7 +91,7 @@ class Stack:
         return Topology(self.prefix).queue(logical)
 
     def cli(self, *args: str, timeout: float = 120) -> str:
-        r = subprocess.run([str(VENV_BIN / "eventpipe"), *args], env=self.env, capture_output=True, text=True, timeout=timeout)
+        r = subprocess.run([str(VENV_BIN / "eventpipe"), *args], env=self.env, check=False, capture_output=True, text=True, timeout=timeout)
         if r.returncode != 0:
             raise RuntimeError(f"eventpipe {' '.join(args)} exited {r.returncode}: {r.stderr[-2000:]}")
         return r.stdout

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_tasks_benchmark_quick_runs() -> None:
     r = subprocess.run(
         [sys.executable, "-m", "benchmarks", "tasks", "--quick"],
-        cwd=ROOT, capture_output=True, text=True, timeout=900,
+        check=False, cwd=ROOT, capture_output=True, text=True, timeout=900,
     )
     assert r.returncode == 0, r.stderr[-4000:]
     assert "| system |" in r.stdout, r.stdout
@@ -34,7 +34,7 @@ def test_pipeline_benchmark_quick_runs_every_row(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     r = subprocess.run(
         [sys.executable, "-m", "benchmarks", "pipeline", "--quick", "--json", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=1500,
+        check=False, cwd=ROOT, capture_output=True, text=True, timeout=1500,
     )
     assert r.returncode == 0, r.stderr[-6000:]
     assert "Summary: eventpipe beside its baselines" in r.stdout, r.stdout
@@ -58,7 +58,7 @@ def test_pipeline_benchmark_quick_runs_every_row(tmp_path: Path) -> None:
 def test_pipeline_benchmark_rejects_unknown_rows() -> None:
     r = subprocess.run(
         [sys.executable, "-m", "benchmarks", "pipeline", "--only", "eventpipe,nonsense"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        check=False, cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert r.returncode == 2
     assert "unknown rows: nonsense" in r.stderr
