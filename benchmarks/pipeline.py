@@ -24,6 +24,7 @@ import argparse
 import json
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import asdict
@@ -220,7 +221,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     m = machine()
-    print(f"\nmachine: {m['cores']} cores, {m['memory']}, Python {m['python']}, RabbitMQ {m['rabbitmq']}; eventpipe at {commit}; "
+    command = "python -m benchmarks pipeline " + " ".join(argv if argv is not None else sys.argv[1:])
+    print(f"\ncommand: `{command.strip()}`")
+    print(f"machine: {m['cores']} cores, {m['memory']}, Python {m['python']}, RabbitMQ {m['rabbitmq']}; eventpipe at {commit}; "
           f"{started}; load at start {load_start}, at end {loadavg()}\n")
     table, summary_rows = summary(tasks, pipes, ingest, steady)
     if summary_rows:
@@ -238,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"FAILED rows: {', '.join(failed)} (logs in {workdir})\n")
     if args.json:
         args.json.write_text(json.dumps({
-            "machine": m, "commit": commit, "started": started, "load_start": load_start, "load_end": loadavg(),
+            "command": command.strip(), "machine": m, "commit": commit, "started": started, "load_start": load_start, "load_end": loadavg(),
             "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
             "summary": summary_rows, "tasks": [asdict(r) for r in tasks.values()], "pipeline": [asdict(r) for r in pipes.values()],
             "ingest": asdict(ingest) if ingest else None, "steady": asdict(steady) if steady else None, "failed": failed,
