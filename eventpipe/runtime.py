@@ -19,19 +19,16 @@ import dramatiq
 import orjson
 from dramatiq.common import compute_backoff
 from dramatiq.encoder import Encoder
-from dramatiq.middleware import CurrentMessage, ShutdownNotifications, TimeLimit
+from dramatiq.middleware import CurrentMessage
 
 from eventpipe.config import Settings, get_settings
 from eventpipe.kvstore import KeyValueStore, open_configured_store
 from eventpipe.metadata.db import Database, utcnow
-from eventpipe.ops.gate import QueueGate
-from eventpipe.ops.killswitch import KillSwitch
-from eventpipe.ops.metrics import TaskMetrics
 from eventpipe.queues.topology import Topology
-from eventpipe.schedules.expiry import SlotExpiry
 from eventpipe.tasks.api import MAX_BATCH_BYTES, Item, Registry, Task, load_catalogue
 from eventpipe.tasks.batch import pack, run_batch
-from eventpipe.tasks.middleware import FailureHistory, SafeRetries, dead_letter_info, is_transient, record_failure
+from eventpipe.middleware import default_middleware, is_transient
+from eventpipe.queues.failures import dead_letter_info, record_failure
 
 if TYPE_CHECKING:
     from eventpipe.ingest.submit import Submitter
@@ -90,37 +87,18 @@ class Runtime:
         self._bind_tasks()
 
     # Broker ------------------------------------------------------------------------------------
-    def _middleware(self) -> list[Any]:
-        return [
-            TimeLimit(),
-            ShutdownNotifications(),
-            CurrentMessage(),
-            SlotExpiry(),
-            SafeRetries(
-                max_retries=self.settings.max_retries,
-                min_backoff=self.settings.min_backoff_ms,
-                max_backoff=self.settings.max_backoff_ms,
-            ),
-            KillSwitch(self.db),  # operators' rules: drop matching messages, counted
-            QueueGate(self.db, self.topology),  # `ops drain --queue`: refuse new work for a closed queue
-            TaskMetrics(self.topology, port=self.settings.metrics_port, local_only=self.settings.metrics_local),
-            # after_* hooks run in reverse order: FailureHistory must come last to record the
-            # failure before SafeRetries copies the message for its retry.
-            FailureHistory(),
-        ]
-
     def _make_broker(self) -> dramatiq.Broker:
         if self.settings.embedded:
             from eventpipe.queues.embedded import EmbeddedBroker
 
-            return EmbeddedBroker(self._middleware(), on_dead_letter=self._record_dead_letter)
+            return EmbeddedBroker(default_middleware(self.db, self.topology, self.settings), on_dead_letter=self._record_dead_letter)
         from eventpipe.queues.rabbitmq import RabbitBroker
 
         settings = self.settings
         return RabbitBroker(
             settings.amqp_urls,
             self.topology,
-            middleware=self._middleware(),
+            middleware=default_middleware(self.db, self.topology, self.settings),
             window=settings.confirm_window,
             consume_nodes=settings.consume_nodes or None,
             strategy=settings.publish_strategy,
@@ -259,7 +237,7 @@ class Runtime:
 
     # ops: nodes `eventpipe ops drain --node` flagged; the broker's publishers skip them. Cached ~2 s.
     def drained_nodes(self) -> set[str]:
-        from eventpipe.ops.state import drained_nodes
+        from eventpipe.metadata.flags import drained_nodes
 
         return drained_nodes(self)
 

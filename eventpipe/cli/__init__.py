@@ -11,7 +11,7 @@ import logging
 
 import click
 
-from . import db, dlq, events, federation, ingest, killswitch, kv, ops, projects, schedules, tasks, worker
+from . import db, dlq, events, federation, ingest, killswitch, kv, monitors, ops, projects, rules, schedules, stored, tasks, worker
 from ._common import EventpipeGroup
 
 @click.group(cls=EventpipeGroup)
@@ -33,6 +33,7 @@ for command in (
     events.send,
     events.stats,
     events.issues,
+    stored.events,
     kv.kv,
     schedules.schedules,
     schedules.scheduler,
@@ -40,6 +41,8 @@ for command in (
     worker.worker,
     ingest.ingest,
     ops.ops,
+    rules.rules,
+    monitors.monitors,
 ):
     main.add_command(command)
 

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from eventpipe.ingest.files import read_event_file
+from eventpipe.ingest.files import read_event_file_full
+from eventpipe.ingest.stored import store_attachments
 from eventpipe.ingest.submit import SubmitResult, submit_many
 from eventpipe.metadata.queries import ensure_project, issue_rows, store_totals, totals
 from eventpipe.pipeline.demo import DEMO_PROJECTS, generate
@@ -24,8 +25,11 @@ if TYPE_CHECKING:
     from eventpipe.runtime import Runtime
 
 
-def finish_embedded(rt: Runtime, expected: int, *, show_progress: bool) -> None:
-    """Embedded mode: run the in-process workers until every queue is empty, with a progress bar."""
+def finish_work(rt: Runtime, expected: int, *, show_progress: bool) -> None:
+    """Run what was just enqueued to completion where the broker lives in this process (the
+    embedded mode), with a progress bar; with RabbitMQ the workers elsewhere do it."""
+    if not rt.broker.in_process:
+        return
     start = totals(rt.db)["events_stored"]
     with Progress(TextColumn("processing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
                   disable=not show_progress) as bar:
@@ -65,7 +69,7 @@ def demo(n_events: int, seed: int, submit_only: bool, node: str | None, as_json:
     rt = open_rt()
     if node:
         rt.pin_node(node)
-    if submit_only and rt.settings.embedded:
+    if submit_only and rt.broker.in_process:
         raise click.UsageError("--submit-only needs a broker (EVENTPIPE_BROKER_URL): the embedded broker lives in this process")
     for pid, (name, _platform) in DEMO_PROJECTS.items():
         ensure_project(rt.db, pid, name)
@@ -83,8 +87,7 @@ def demo(n_events: int, seed: int, submit_only: bool, node: str | None, as_json:
                 r.index = items[r.index][0]
             result.merge(part)
     submitted = time.monotonic()
-    if rt.settings.embedded:
-        finish_embedded(rt, len(result.accepted), show_progress=not as_json)
+    finish_work(rt, len(result.accepted), show_progress=not as_json)
     if not submit_only:
         apply_periodic_now(rt)
     elapsed = time.monotonic() - started
@@ -129,13 +132,18 @@ def send(files: tuple[Path, ...], project_id: int | None, node: str | None, as_j
     failed = False
     for path in files:
         try:
-            pid, events = read_event_file(path, project_id)
+            pid, events, envelope = read_event_file_full(path, project_id)
         except InvalidEvent as exc:  # one bad file: report it, send the others
             failed = True
             report.append({"file": str(path), "error": str(exc), "reason": exc.reason, "field": exc.field})
             err.print(f"[red]{exc.field}[/red]: {exc.detail}", soft_wrap=True)
             continue
-        result = submit_many(rt, pid, events)
+        result = submit_many(rt, pid, events) if events else SubmitResult()
+        attachments: list[str] = []
+        if envelope is not None and envelope.attachments:  # stored beside the body, as over HTTP
+            target = envelope.event_id or next(iter(result.accepted + result.duplicates), None)
+            if target:
+                attachments = store_attachments(rt.store, pid, target, envelope.attachments)
         accepted += len(result.accepted)
         for r in result.rejected:
             failed = True
@@ -147,11 +155,13 @@ def send(files: tuple[Path, ...], project_id: int | None, node: str | None, as_j
                 "project_id": pid,
                 "accepted": result.accepted,
                 "duplicates": result.duplicates,
+                "attachments": attachments,
+                "dropped_items": envelope.other_items if envelope is not None else {},
                 "rejected": [{"index": r.index, "reason": r.reason, "field": r.field, "detail": r.detail} for r in result.rejected],
             }
         )
-    if rt.settings.embedded and accepted:
-        finish_embedded(rt, accepted, show_progress=not as_json)
+    if accepted:
+        finish_work(rt, accepted, show_progress=not as_json)
     if as_json:
         emit_json({"files": report, "accepted": accepted})
     else:

@@ -41,7 +41,7 @@ def list_jobs(as_json: bool) -> None:
         emit_json(rows)
         return
     if not rows:
-        click.echo("no periodic jobs are declared (declare one with @task(..., every=...) or cron=...)")
+        click.echo("no periodic jobs are declared; docs/scheduler.md shows how to declare one")
         return
     _print(
         ["job", "task", "spec", "next run", "last run", "paused"],
@@ -138,7 +138,7 @@ def scheduler(once: bool, poll_s: float, scheduler_id: str | None, as_json: bool
 
     # The embedded broker lives inside this process: with no workers here, what the scheduler
     # publishes would vanish with the process. So in embedded mode this command also runs them.
-    embedded = rt.settings.embedded
+    embedded = rt.broker.in_process
     if once:
         try:
             result = sched.tick()

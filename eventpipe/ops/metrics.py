@@ -25,115 +25,17 @@ Exporter side (``eventpipe ops exporter``): ``eventpipe_queue_ready``, ``eventpi
 from __future__ import annotations
 
 import logging
-import os
-import threading
-import time
 from typing import Any
 
-from dramatiq.middleware import Middleware
 from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    start_http_server,
 )
 from prometheus_client.core import GaugeMetricFamily
 
 log = logging.getLogger("eventpipe.metrics")
 
-LABELS = ("task", "queue")
-_multiproc = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))  # prometheus-client's own variable
-
-TASKS_STARTED = Counter("eventpipe_tasks_started", "Task executions started", LABELS)
-TASKS_SUCCEEDED = Counter("eventpipe_tasks_succeeded", "Task executions that succeeded", LABELS)
-TASKS_FAILED = Counter("eventpipe_tasks_failed", "Task executions that raised (every attempt)", LABELS)
-TASKS_RETRIED = Counter("eventpipe_tasks_retried", "Failed executions that will be retried", LABELS)
-TASKS_SKIPPED = Counter("eventpipe_tasks_skipped", "Messages skipped before running (kill switch, expiry)", LABELS)
-TASK_DURATION = Histogram(
-    "eventpipe_task_duration_seconds", "Task execution time", LABELS,
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
-)
-IN_PROGRESS = Gauge("eventpipe_tasks_in_progress", "Tasks executing now", LABELS,
-                    multiprocess_mode="livesum")  # summed over live processes in multiprocess mode
-KILLSWITCH_DROPPED = Counter("eventpipe_killswitch_dropped", "Messages dropped by a kill switch", ("task", "rule"))
-
-
-def _labels(broker: Any, message: Any, topology: Any = None) -> dict[str, str]:
-    topology = topology or getattr(broker, "topology", None)
-    queue = topology.logical(message.queue_name) if topology is not None else message.queue_name
-    return {"task": message.actor_name, "queue": queue}
-
-
-class TaskMetrics(Middleware):
-    """Counts task executions (see module docstring). Add one per worker process."""
-
-    _server_lock = threading.Lock()
-    _server_port: int | None = None
-
-    def __init__(self, topology: Any = None, *, port: int | None = None, local_only: bool = False) -> None:
-        """``topology`` (the runtime's) turns physical queue names into logical ones for labels;
-        without it the broker's is used, if it has one. ``port`` and ``local_only`` come from
-        ``Settings.metrics_port`` / ``metrics_local`` (``EVENTPIPE_METRICS_PORT`` / ``_LOCAL``)."""
-        self.topology = topology
-        self.port = port
-        self.local_only = local_only
-        self._started: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def after_worker_boot(self, broker: Any, worker: Any) -> None:
-        if self.port and not _multiproc:
-            self.serve(self.port, local_only=self.local_only)
-
-    @classmethod
-    def serve(cls, first_port: int, tries: int = 64, *, local_only: bool = False) -> int | None:
-        """Start this process's /metrics server on the first free port from ``first_port``."""
-        with cls._server_lock:
-            if cls._server_port is not None:
-                return cls._server_port
-            for port in range(first_port, first_port + tries):
-                try:
-                    start_http_server(port, addr="127.0.0.1" if local_only else "0.0.0.0")
-                except OSError:
-                    continue
-                cls._server_port = port
-                log.warning("metrics on :%d/metrics (pid %d)", port, os.getpid())
-                return port
-            log.warning("no free metrics port in %d..%d; metrics are not served", first_port, first_port + tries - 1)
-            return None
-
-    def before_process_message(self, broker: Any, message: Any) -> None:
-        labels = _labels(broker, message, self.topology)
-        TASKS_STARTED.labels(**labels).inc()
-        IN_PROGRESS.labels(**labels).inc()
-        with self._lock:
-            self._started[message.message_id] = time.perf_counter()
-
-    def _finish(self, broker: Any, message: Any) -> tuple[dict[str, str], float | None]:
-        labels = _labels(broker, message, self.topology)
-        with self._lock:
-            t0 = self._started.pop(message.message_id, None)
-        if t0 is not None:
-            IN_PROGRESS.labels(**labels).dec()
-        return labels, (time.perf_counter() - t0) if t0 is not None else None
-
-    def after_process_message(self, broker: Any, message: Any, *, result: Any = None, exception: BaseException | None = None) -> None:
-        labels, elapsed = self._finish(broker, message)
-        if elapsed is not None:
-            TASK_DURATION.labels(**labels).observe(elapsed)
-        if exception is None:
-            TASKS_SUCCEEDED.labels(**labels).inc()
-            return
-        TASKS_FAILED.labels(**labels).inc()
-        # The retry middleware (SafeRetries) runs before this one in the same pass when TaskMetrics
-        # is appended after it (as the runtime does): it marks a message it will not retry failed.
-        if not message.failed:
-            TASKS_RETRIED.labels(**labels).inc()
-
-    def after_skip_message(self, broker: Any, message: Any) -> None:
-        labels, _ = self._finish(broker, message)
-        TASKS_SKIPPED.labels(**labels).inc()
+from eventpipe.middleware.metrics import _multiproc
 
 
 # Exporter ------------------------------------------------------------------------------------------
@@ -144,8 +46,10 @@ class QueueCollector:
         self.rt = rt
 
     def collect(self) -> Any:
+        from eventpipe.queues.nodes import connect, queue_depth
+
         from .dlq import dlq_names
-        from .nodes import connect, nodes_for, ready_count
+        from .nodes import nodes_for
         from .status import collect
 
         labels = ["queue", "node"]
@@ -177,7 +81,7 @@ class QueueCollector:
                     continue
                 try:
                     for name in dlq_names(node, self.rt.topology, logical):
-                        n = ready_count(conn, name)
+                        n = queue_depth(conn, name)
                         if n is not None:
                             dead.add_metric([self.rt.topology.logical(name)[: -len(".dlq")], node.host_port], n)
                 finally:
@@ -206,4 +110,4 @@ def exporter_registry(rt: Any) -> CollectorRegistry:
     return registry
 
 
-__all__ = ["REGISTRY", "QueueCollector", "TaskMetrics", "exporter_registry"]
+__all__ = ["REGISTRY", "QueueCollector", "exporter_registry"]

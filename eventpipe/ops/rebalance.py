@@ -10,7 +10,7 @@ from eventpipe.queues.management import ManagementError
 from .moves import Progress, execute_plan, loads
 from .nodes import nodes_for
 from .plan import plan
-from .state import load_drained_nodes
+from eventpipe.metadata.flags import load_drained_nodes
 
 MOVE_PREFIX = "eventpipe-move-"
 

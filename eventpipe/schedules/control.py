@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from eventpipe.schedules import store
 from eventpipe.schedules.spec import JobRegistry, JobSpec, epoch_ms, load_jobs, to_utc
+from eventpipe.tasks.api import registry as task_registry
 
 if TYPE_CHECKING:
-    from eventpipe.runtime import Runtime
+    from eventpipe.tasks.api import TaskContext
 
 
 def operator_id() -> str:
@@ -56,7 +57,7 @@ def next_run(spec: JobSpec, now: datetime) -> datetime:
     return spec.due_at(spec.next_after(now))
 
 
-def list_jobs(rt: Runtime, *, jobs: JobRegistry | None = None, now: datetime | None = None) -> list[dict[str, Any]]:
+def list_jobs(rt: TaskContext, *, jobs: JobRegistry | None = None, now: datetime | None = None) -> list[dict[str, Any]]:
     registry = jobs if jobs is not None else load_jobs()
     t = _now(now)
     specs = registry.all()
@@ -75,13 +76,13 @@ def list_jobs(rt: Runtime, *, jobs: JobRegistry | None = None, now: datetime | N
                 "last_slot": row["last_slot"],
                 "paused": row["paused"],
                 "paused_by": row["paused_by"],
-                "known_task": sp.task in rt.registry,
+                "known_task": sp.task in task_registry,
             }
         )
     return out
 
 
-def pause(rt: Runtime, name: str, *, jobs: JobRegistry | None = None, now: datetime | None = None, by: str | None = None) -> dict[str, Any]:
+def pause(rt: TaskContext, name: str, *, jobs: JobRegistry | None = None, now: datetime | None = None, by: str | None = None) -> dict[str, Any]:
     spec = _spec(jobs, name)
     t = _now(now)
     with rt.db.session() as s:
@@ -89,7 +90,7 @@ def pause(rt: Runtime, name: str, *, jobs: JobRegistry | None = None, now: datet
     return {"job": spec.name, "paused": True, "at": t}
 
 
-def resume(rt: Runtime, name: str, *, jobs: JobRegistry | None = None, now: datetime | None = None, by: str | None = None) -> dict[str, Any]:
+def resume(rt: TaskContext, name: str, *, jobs: JobRegistry | None = None, now: datetime | None = None, by: str | None = None) -> dict[str, Any]:
     """Resume; the slots that passed while paused are skipped (the watermark moves to now)."""
     spec = _spec(jobs, name)
     t = _now(now)
@@ -98,7 +99,7 @@ def resume(rt: Runtime, name: str, *, jobs: JobRegistry | None = None, now: date
     return {"job": spec.name, "paused": False, "at": t, "next_run": next_run(spec, t)}
 
 
-def run_now(rt: Runtime, name: str, *, jobs: JobRegistry | None = None, now: datetime | None = None, by: str | None = None) -> dict[str, Any]:
+def run_now(rt: TaskContext, name: str, *, jobs: JobRegistry | None = None, now: datetime | None = None, by: str | None = None) -> dict[str, Any]:
     """Publish the job's task once, now, whatever its schedule or pause state; recorded in history."""
     spec = _spec(jobs, name)
     t = _now(now)
@@ -112,7 +113,7 @@ def run_now(rt: Runtime, name: str, *, jobs: JobRegistry | None = None, now: dat
     return {"job": spec.name, "task": spec.task, "message_id": message_id, "at": t}
 
 
-def history(rt: Runtime, *, job: str | None = None, limit: int = 50, jobs: JobRegistry | None = None) -> list[dict[str, Any]]:
+def history(rt: TaskContext, *, job: str | None = None, limit: int = 50, jobs: JobRegistry | None = None) -> list[dict[str, Any]]:
     if job is not None:
         registry = jobs if jobs is not None else load_jobs()
         if job not in registry:
@@ -125,7 +126,7 @@ def history(rt: Runtime, *, job: str | None = None, limit: int = 50, jobs: JobRe
         return store.history(s, job=job, limit=limit)
 
 
-def apply_periodic_now(rt: Runtime) -> None:
+def apply_periodic_now(rt: TaskContext) -> None:
     """Flush buffered counters and roll up the last two days now, inline, as the scheduled jobs
     would: ``eventpipe stats --flush`` and ``demo`` use it so their totals are current."""
     from eventpipe.tasks.buffers import flush_counters

@@ -44,9 +44,10 @@ from eventpipe.schedules.spec import (
     plan,
     to_utc,
 )
+from eventpipe.tasks.api import registry as task_registry
 
 if TYPE_CHECKING:
-    from eventpipe.runtime import Runtime
+    from eventpipe.tasks.api import TaskContext
 
 log = logging.getLogger("eventpipe.schedules")
 
@@ -111,7 +112,7 @@ class Scheduler:
 
     def __init__(
         self,
-        rt: Runtime,
+        rt: TaskContext,
         *,
         clock: Clock | None = None,
         scheduler_id: str | None = None,
@@ -129,7 +130,7 @@ class Scheduler:
         self.lease_s = lease_s
         self.refresh = timedelta(seconds=refresh_s)
         self.history = timedelta(days=history_days)
-        unknown = [s for s in self.jobs.all() if s.task not in rt.registry]
+        unknown = [s for s in self.jobs.all() if s.task not in task_registry]
         if unknown:
             listed = ", ".join(f"{s.name!r} -> task {s.task!r}" for s in unknown)
             raise ScheduleError(
@@ -305,7 +306,7 @@ class Scheduler:
             log.exception("pruning schedule history failed")
 
 
-def start_in_thread(rt: Runtime, *, poll_s: float = 1.0, **kwargs: Any) -> tuple[threading.Thread, threading.Event]:
+def start_in_thread(rt: TaskContext, *, poll_s: float = 1.0, **kwargs: Any) -> tuple[threading.Thread, threading.Event]:
     """Run a scheduler in a daemon thread (the embedded mode); set the event to stop it, then join."""
     scheduler = Scheduler(rt, **kwargs)
     stop = threading.Event()

@@ -14,7 +14,7 @@ identified by ``(job name, UTC instant)``; that identity is what schedulers clai
 * ``jitter_s``: a slot becomes due at ``slot + jitter(slot)`` where ``jitter`` is a hash of the job
   name and slot, so every scheduler waits the same amount and the claim still dedupes.
 * ``expires_s``: the message carries ``expires_at`` (epoch milliseconds) in its options;
-  :class:`eventpipe.schedules.expiry.SlotExpiry` drops it if a worker picks it up later than that.
+  :class:`eventpipe.middleware.expiry.SlotExpiry` drops it if a worker picks it up later than that.
 * ``catch_up`` after downtime (several slots due at once): ``"skip"`` fires only the newest slot and
   only while it is still within ``grace_s`` of its due time; ``"once"`` fires the newest slot
   whatever its age (one run stands for all missed ones); ``"all"`` fires every missed slot, the

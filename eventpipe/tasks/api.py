@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from eventpipe.errors import EventpipeError, UnknownTask
 
-from eventpipe.errors import EventpipeError, UnknownTask
 
 if TYPE_CHECKING:
     from eventpipe.config import Settings
@@ -225,6 +224,10 @@ CATALOGUE_MODULES = (
     "eventpipe.tasks.buffers",
     "eventpipe.tasks.rollups",
     "eventpipe.ops.tasks",
+    "eventpipe.tasks.notify",
+    "eventpipe.tasks.notify_send",
+    "eventpipe.tasks.reports",
+    "eventpipe.tasks.monitors",
 )
 
 

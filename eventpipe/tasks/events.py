@@ -29,6 +29,7 @@ from eventpipe.pipeline.grouping import fingerprint_hash, title_and_culprit
 from eventpipe.pipeline.keys import body_key
 from eventpipe.pipeline.normalize import normalize_event
 from eventpipe.pipeline.scrub import scrub_event
+from eventpipe.pipeline.trim import trim_event
 from eventpipe.tasks.api import Item, ItemFailures, PermanentError, TaskContext, task
 
 
@@ -44,7 +45,8 @@ def _dt(ts: float) -> datetime:
 
 @task("events.process", queue="events", batch=True, batch_size=200, throws=(InvalidEvent, KVCorrupt))
 def process(ctx: TaskContext, items: list[Item]) -> ItemFailures:
-    """Normalize, mark in-app frames, scrub secrets, fingerprint; store the clean bodies."""
+    """Normalize, mark in-app frames, trim oversized parts, scrub secrets, fingerprint; store the
+    clean bodies (one ``get_many`` and one ``put_many`` per batch)."""
     keys = [body_key(it["project_id"], it["event_id"]) for it in items]
     bodies = ctx.store.get_many(keys)
     failures: dict[int, BaseException] = {}
@@ -57,7 +59,7 @@ def process(ctx: TaskContext, items: list[Item]) -> ItemFailures:
             continue
         try:
             data = orjson.loads(raw)
-            event = scrub_event(normalize_event(data, project_id=it["project_id"], received=it["received"]))
+            event = scrub_event(trim_event(normalize_event(data, project_id=it["project_id"], received=it["received"])))
             if event["event_id"] != it["event_id"]:
                 raise PermanentError(f"body at {key!r} has event_id {event['event_id']!r}")
         except orjson.JSONDecodeError as exc:

@@ -71,7 +71,7 @@ def ops_env(rabbit_nodes: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         monkeypatch.setenv(k, v)
     monkeypatch.syspath_prepend(_ROOT)
     from eventpipe.config import get_settings
-    from eventpipe.ops.state import clear_cache
+    from eventpipe.metadata.flags import clear_cache
 
     get_settings.cache_clear()
     clear_cache()

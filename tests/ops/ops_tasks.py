@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import eventpipe.runtime as _runtime
 from eventpipe.tasks.api import PermanentError, task
 from tests.support.tasks import flaky, permanent, slow  # noqa: F401 - the `testing` queue's tasks
 
@@ -28,27 +27,3 @@ def fixable(rt: Any, *, key: str) -> None:
     if rt.store.get("fixed") is None:
         raise PermanentError("dependency missing: the KV key 'fixed' is not set yet")
     rt.store.put(f"done/{key}", b"1")
-
-
-def _wire() -> None:
-    if getattr(_runtime.Runtime, "_ops_test_wired", False):
-        return
-    original = _runtime.Runtime._middleware
-
-    def _middleware(self: Any) -> list[Any]:
-        from eventpipe.ops.gate import QueueGate
-        from eventpipe.ops.killswitch import KillSwitch
-        from eventpipe.ops.metrics import TaskMetrics
-
-        mw = list(original(self))
-        have = {type(m).__name__ for m in mw}
-        for extra in (KillSwitch(self.db), QueueGate(self.db, self.topology), TaskMetrics(self.topology)):
-            if type(extra).__name__ not in have:
-                mw.append(extra)
-        return mw
-
-    _runtime.Runtime._middleware = _middleware  # type: ignore[method-assign]
-    _runtime.Runtime._ops_test_wired = True  # type: ignore[attr-defined]
-
-
-_wire()

@@ -78,10 +78,10 @@ def test_plan_never_moves_more_than_a_node_holds() -> None:
 
 # names ------------------------------------------------------------------------------------------
 def test_classify_queue_names() -> None:
-    from eventpipe.ops.nodes import classify
     from eventpipe.queues.topology import Topology
 
     t = Topology("p.")
+    classify = Topology.classify
     assert classify(t, "p.events.save").kind == "work"
     assert classify(t, "p.events.save.dlq") == classify(t, t.dead_letter("events.save"))
     assert classify(t, "p.events.save.dlq").logical == "events.save"
@@ -117,7 +117,8 @@ def test_publish_time_prefers_millisecond_creation_within_the_stamped_second() -
 
 # kill-switch rules -----------------------------------------------------------------------------
 def test_rule_matching() -> None:
-    from eventpipe.ops.killswitch import Rule, parse_where
+    from eventpipe.middleware.killswitch import Rule
+    from eventpipe.ops.killswitch import parse_where
 
     where = parse_where(["project_id=123", "kind=crash"])
     assert where == {"project_id": 123, "kind": "crash"}
@@ -139,7 +140,8 @@ def embedded(make_runtime: Any) -> Any:
 
 
 def test_killswitch_middleware_drops_only_matching_messages_and_counts_them(embedded: Any) -> None:
-    from eventpipe.ops.killswitch import KillSwitch, add_rule, list_rules
+    from eventpipe.middleware.killswitch import KillSwitch
+    from eventpipe.ops.killswitch import add_rule, list_rules
 
     rt = embedded
     ks = next(m for m in rt.broker.middleware if isinstance(m, KillSwitch))
@@ -157,8 +159,8 @@ def test_killswitch_middleware_drops_only_matching_messages_and_counts_them(embe
 
 
 def test_closed_queue_refuses_new_work_but_not_retries(embedded: Any) -> None:
-    from eventpipe.ops.gate import QueueClosed
-    from eventpipe.ops.state import clear_cache, close_queue, open_queue
+    from eventpipe.middleware.gate import QueueClosed
+    from eventpipe.metadata.flags import clear_cache, close_queue, open_queue
 
     rt = embedded
     close_queue(rt.db, "testing")
@@ -173,7 +175,7 @@ def test_closed_queue_refuses_new_work_but_not_retries(embedded: Any) -> None:
 
 
 def test_drained_nodes_flag_is_persisted_and_cached(embedded: Any) -> None:
-    from eventpipe.ops.state import clear_drained, mark_drained
+    from eventpipe.metadata.flags import clear_drained, mark_drained
 
     rt = embedded
     assert rt.drained_nodes() == set()
@@ -276,11 +278,11 @@ def test_unreachable_node_is_reported_not_skipped() -> None:
 
 def test_auto_rebalance_is_a_periodic_task_and_off_by_default(embedded: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     import eventpipe.ops.tasks as ops_tasks
-    from eventpipe.schedules.spec import jobs
+    from eventpipe.schedules.spec import load_jobs
     from eventpipe.tasks.api import registry
 
     assert "ops.auto_rebalance" in registry and registry.get("ops.auto_rebalance").queue == "ops"
-    spec = jobs.get("ops.auto_rebalance")
+    spec = load_jobs().get("ops.auto_rebalance")  # declared beside its task
     assert spec.as_dict()["task"] == "ops.auto_rebalance"
     assert embedded.settings.auto_rebalance is False  # off unless EVENTPIPE_AUTO_REBALANCE=1
     assert "skipped" in ops_tasks.auto_rebalance(embedded)
@@ -293,7 +295,7 @@ def test_worker_metrics_port_serves_metrics() -> None:
 
     import httpx
 
-    from eventpipe.ops.metrics import TaskMetrics
+    from eventpipe.middleware.metrics import TaskMetrics
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

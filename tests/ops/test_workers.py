@@ -161,7 +161,7 @@ def test_dlq_replay_reruns_failed_tasks_to_success_once_fixed(ops_env: Any, node
 
 def test_drain_queue_refuses_new_work_and_waits_until_empty(ops_env: Any, nodes: Any, start_worker: Any) -> None:
     from eventpipe.cli.ops import ops
-    from eventpipe.ops.gate import QueueClosed
+    from eventpipe.middleware.gate import QueueClosed
 
     rt = runtime()
     start(rt, nodes, start_worker)
@@ -176,7 +176,7 @@ def test_drain_queue_refuses_new_work_and_waits_until_empty(ops_env: Any, nodes:
     with pytest.raises(QueueClosed, match="undrain --queue testing"):
         rt.enqueue("opstest.record", key="refused")
     assert CliRunner().invoke(ops, ["undrain", "--queue", "testing"]).exit_code == 0
-    from eventpipe.ops.state import clear_cache
+    from eventpipe.metadata.flags import clear_cache
 
     clear_cache()
     rt.enqueue("opstest.record", key="accepted")

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from eventpipe.runtime import Runtime
 from eventpipe.schedules import control, store
 from eventpipe.schedules.claims import RedisClaims, SqlClaims
-from eventpipe.schedules.expiry import SlotExpiry
+from eventpipe.middleware.expiry import SlotExpiry
 from eventpipe.metadata.models import ScheduleSlot
 from eventpipe.schedules.scheduler import Scheduler
 from eventpipe.schedules.spec import JobRegistry, JobSpec

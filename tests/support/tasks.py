@@ -47,3 +47,19 @@ def effect(rt: Any, *, key: str) -> None:
             ),
             {"k": key, "w": os.environ.get("EP_TEST_TAG", "")},
         )
+
+
+#: Items each successful call of ``testing.batch_record`` committed, in this process (embedded tests).
+BATCH_CALLS: list[list[int]] = []
+
+
+@task("testing.batch_record", queue="testing.batch", batch=True, batch_size=10, max_retries=1,
+      min_backoff_ms=10, max_backoff_ms=20)
+def batch_record(rt: Any, items: list[dict[str, Any]]) -> None:
+    """All or nothing per call: any poison item fails the whole call (as one SQL transaction would);
+    a successful call records its item ids once and writes one KV key per item."""
+    for item in items:
+        if item.get("poison"):
+            raise ValueError(f"item {item['id']} is poison")
+    rt.store.put_many({f"batch/{item['id']}": item.get("pad", "").encode() or b"1" for item in items})
+    BATCH_CALLS.append([item["id"] for item in items])

@@ -8,14 +8,14 @@ import sqlalchemy.exc
 
 import eventpipe
 from eventpipe.errors import EventpipeError, UnknownJob, UnknownTask
-from eventpipe.tasks.middleware import is_transient
+from eventpipe.middleware.retries import is_transient
 
 
 def test_existing_errors_share_the_root_and_keep_their_old_bases() -> None:
     from eventpipe.config import ConfigError
     from eventpipe.ingest.submit import SubmitError
     from eventpipe.kvstore.base import KVBadKey, KVCorrupt, KVError, KVUnavailable
-    from eventpipe.ops.gate import QueueClosed
+    from eventpipe.middleware.gate import QueueClosed
     from eventpipe.ops.nodes import OpsError
     from eventpipe.pipeline.errors import InvalidEvent
     from eventpipe.queues.federation import FederationError

@@ -22,7 +22,7 @@ def bug(rt, *, key: str) -> None:
 
 
 def test_outages_outlast_max_retries_but_bugs_do_not(make_runtime, monkeypatch):
-    import eventpipe.tasks.middleware as mw
+    import eventpipe.middleware.retries as mw
 
     monkeypatch.setattr(mw, "OUTAGE_MAX_BACKOFF_MS", 5)
     rt = make_runtime()

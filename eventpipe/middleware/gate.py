@@ -20,7 +20,7 @@ from eventpipe.errors import EventpipeError
 from eventpipe.metadata.db import Database
 from eventpipe.queues.topology import Topology
 
-from .state import closed_queues
+from eventpipe.metadata.flags import closed_queues
 
 
 class QueueClosed(EventpipeError, MiddlewareError):

@@ -90,7 +90,7 @@ def load_closed_queues(db: Any) -> set[str]:
 
 
 def closed_queues(db: Any) -> set[str]:
-    """Logical queues refusing new work; cached ~2 s (read by :class:`eventpipe.ops.gate.QueueGate`)."""
+    """Logical queues refusing new work; cached ~2 s (read by :class:`eventpipe.middleware.gate.QueueGate`)."""
     return set(_cache.get(("closed", db.url), lambda: load_closed_queues(db), set()))
 
 
@@ -108,7 +108,7 @@ def open_queue(db: Any, queue: str) -> bool:
     return bool(n)
 
 
-# Pauses (workers follow the queue_pauses table, eventpipe.queues.worker) ---------------------------
+# Pauses (workers follow the queue_pauses table, eventpipe.worker) ---------------------------
 def pause_queue(db: Any, queue: str, reason: str = "") -> bool:
     with db.session() as s:
         n = insert_ignore(s, QueuePause, [{"queue": queue, "paused_at": utcnow(), "reason": reason}], ["queue"])

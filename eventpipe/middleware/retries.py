@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import logging
 import time
-import traceback
 from typing import Any
 
 import dramatiq
 import sqlalchemy.exc
 from dramatiq.middleware import Middleware, Retries
+
+from eventpipe.queues.failures import REQUEUE_FLAG, record_failure
 
 log = logging.getLogger("eventpipe.tasks")
 
@@ -25,20 +26,6 @@ class FailureHistory(Middleware):
             return
         record_failure(message.options, exception)
         log.warning("task %s failed (attempt %d): %s", message.actor_name, len(message.options["failures"]), message.options["last_error"])
-
-
-def record_failure(options: dict[str, Any], exception: BaseException) -> None:
-    """Append one failure (time, exception, traceback) to a message's options."""
-    failures = options.setdefault("failures", [])
-    failures.append(time.time())
-    del failures[:-20]
-    options["last_error"] = f"{type(exception).__name__}: {exception}"[:2000]
-    options["last_traceback"] = "".join(
-        traceback.format_exception(type(exception), exception, exception.__traceback__, limit=20)
-    )[-8000:]
-
-
-REQUEUE_FLAG = "_eventpipe_requeue"
 
 
 #: driver exceptions that mean "a server is down or slow"; eventpipe's own errors say so with
@@ -89,15 +76,3 @@ class SafeRetries(Retries):
         except Exception:  # noqa: BLE001
             log.exception("could not schedule the retry of %s; it goes back to its queue", message.message_id)
             message.options[REQUEUE_FLAG] = True
-
-
-def dead_letter_info(message: Any) -> dict[str, Any]:
-    """The reason fields every dead letter carries, whatever the broker."""
-    opts = message.options
-    failures = opts.get("failures", [])
-    return {
-        "reason": opts.get("last_error", "unknown"),
-        "traceback": opts.get("last_traceback", ""),
-        "attempts": len(failures) or 1,
-        "failure_times": failures,
-    }
