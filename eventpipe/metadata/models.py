@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -539,3 +540,90 @@ class AuditEntry(Base):
     target: Mapped[str] = mapped_column(String(300), index=True)
     outcome: Mapped[str] = mapped_column(String(16), default="ok")  # ok | refused | failed
     detail: Mapped[dict] = mapped_column(JSON)
+
+
+# Enrichment, stats, queue snapshots and KV range jobs (eventpipe.tasks.enrich, .stats, .kv;
+# eventpipe.ops.snapshots) ------------------------------------------------------------------------
+class IssueUser(Base):
+    """One row per (issue, affected user): the user is a hash of the event's user id, email,
+    username or IP, never the value itself. A set, so recording a user twice changes nothing."""
+
+    __tablename__ = "issue_users"
+
+    issue_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_hash: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project_id: Mapped[int] = mapped_column(Integer, index=True)
+    first_seen: Mapped[datetime] = mapped_column(DateTime)
+
+
+class IssueTagValue(Base):
+    """How often each tag value was seen on an issue's events (the tag facets of an issue)."""
+
+    __tablename__ = "issue_tag_values"
+
+    issue_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200), primary_key=True)
+    project_id: Mapped[int] = mapped_column(Integer, index=True)
+    times_seen: Mapped[int] = mapped_column(BigInteger, default=0)
+    first_seen: Mapped[datetime] = mapped_column(DateTime)
+    last_seen: Mapped[datetime] = mapped_column(DateTime)
+
+
+class EventIndexed(Base):
+    """Marks an event as counted by an enrichment (``kind``: "tags"), written in the same
+    transaction as the counts, so a redelivered batch counts nothing twice."""
+
+    __tablename__ = "event_indexed"
+
+    project_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    issue_id: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class PlatformStat(Base):
+    """Events and stored bytes per project, platform and day (``stats.collect_platforms``)."""
+
+    __tablename__ = "platform_stats"
+
+    day: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
+    project_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(32), primary_key=True)
+    events: Mapped[int] = mapped_column(BigInteger)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+
+
+class QueueSnapshot(Base):
+    """Backlog and lag of one queue on one node at one time (``ops.queue_snapshot``)."""
+
+    __tablename__ = "queue_snapshots"
+
+    taken_at: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
+    queue: Mapped[str] = mapped_column(String(200), primary_key=True)
+    node: Mapped[str] = mapped_column(String(200), primary_key=True)
+    ready: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    unacked: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    consumers: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    lag_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class KvRangeJob(Base):
+    """A resumable copy or check of bodies over a range of ``events.id`` (``kv.migrate_range``,
+    ``kv.verify_range``). ``cursor`` is the last id done; URLs are stored without credentials."""
+
+    __tablename__ = "kv_range_jobs"
+
+    job_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "migrate" | "verify"
+    source: Mapped[str] = mapped_column(Text)
+    destination: Mapped[str] = mapped_column(Text, default="")
+    cursor: Mapped[int] = mapped_column(BigInteger, default=0)
+    until: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    scanned: Mapped[int] = mapped_column(BigInteger, default=0)
+    copied: Mapped[int] = mapped_column(BigInteger, default=0)
+    missing: Mapped[int] = mapped_column(BigInteger, default=0)
+    corrupt: Mapped[int] = mapped_column(BigInteger, default=0)
+    repaired: Mapped[int] = mapped_column(BigInteger, default=0)
+    state: Mapped[str] = mapped_column(String(16), default="running")  # running | done
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
