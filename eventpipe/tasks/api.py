@@ -231,6 +231,7 @@ CATALOGUE_MODULES = (
     "eventpipe.tasks.notify_send",
     "eventpipe.tasks.reports",
     "eventpipe.tasks.monitors",
+    "eventpipe.tasks.enrich",
 )
 
 

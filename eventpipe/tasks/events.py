@@ -15,6 +15,7 @@ key is deterministic, and the event row is unique.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 from sqlalchemy import tuple_, update
@@ -24,6 +25,7 @@ from eventpipe.kvstore import KVCorrupt
 from eventpipe.metadata.db import utcnow
 from eventpipe.metadata.models import Activity
 from eventpipe.metadata.save import EventRow, save_events
+from eventpipe.pipeline.enrich import tag_pairs, user_hash
 from eventpipe.pipeline.errors import InvalidEvent
 from eventpipe.metadata.grouping_rules import rules_for_projects
 from eventpipe.pipeline.fingerprint_rules import grouping_hash
@@ -34,6 +36,7 @@ from eventpipe.pipeline.scrub import scrub_event
 from eventpipe.pipeline.trim import trim_event
 from eventpipe.notify.rules import watches_every_event
 from eventpipe.tasks.api import Item, ItemFailures, PermanentError, TaskContext, task
+from eventpipe.tasks.enrich import index_tags, record_user
 from eventpipe.tasks.notify import evaluate
 
 
@@ -76,8 +79,14 @@ def process(ctx: TaskContext, items: list[Item]) -> ItemFailures:
         body = orjson.dumps(event)
         clean[key] = body
         title, culprit = title_and_culprit(event)
+        enrichment: dict[str, Any] = {}
+        if (user := user_hash(event)) is not None:
+            enrichment["user_hash"] = user
+        if tags := tag_pairs(event):
+            enrichment["tags"] = tags
         saves.append(
             {
+                **enrichment,
                 "project_id": it["project_id"],
                 "event_id": it["event_id"],
                 "fingerprint": grouping_hash(event, rules[it["project_id"]]),
@@ -133,6 +142,7 @@ def save(ctx: TaskContext, items: list[Item]) -> None:
     told = {(h.project_id, h.event_id) for h in handovers}
     watching = {p for p in {h.project_id for h in outcome.new} if watches_every_event(ctx.db, p)}
     handovers += [h for h in outcome.new if h.project_id in watching and (h.project_id, h.event_id) not in told]
+    _hand_to_enrichment(ctx, items, outcome.new)
     if handovers:
         post_process.send_many(
             ctx,
@@ -141,6 +151,25 @@ def save(ctx: TaskContext, items: list[Item]) -> None:
                 for h in handovers
             ],
         )
+
+
+def _hand_to_enrichment(ctx: TaskContext, items: list[Item], new: list[Any]) -> None:
+    """Newly inserted events with a user or tags go to the enrichment tasks: one batch message
+    per save batch each (a redelivered save inserts nothing new, so hands over nothing)."""
+    by_key = {(it["project_id"], it["event_id"]): it for it in items}
+    users: list[Item] = []
+    tags: list[Item] = []
+    for h in new:
+        it = by_key.get((h.project_id, h.event_id), {})
+        ref = {"project_id": h.project_id, "event_id": h.event_id, "issue_id": h.issue_id, "timestamp": it.get("timestamp")}
+        if it.get("user_hash"):
+            users.append({**ref, "user_hash": it["user_hash"]})
+        if it.get("tags"):
+            tags.append({**ref, "tags": it["tags"]})
+    if users:
+        record_user.send_many(ctx, users)
+    if tags:
+        index_tags.send_many(ctx, tags)
 
 
 @task("events.post_process", queue="events.post", batch=True, batch_size=500)

@@ -1,0 +1,56 @@
+"""events.record_user, events.index_tags and cleanup.enrichment_orphans through the real pipeline
+(ingest -> process -> save -> enrichment) on SQLite and Postgres."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from eventpipe.metadata.models import EventIndexed, Issue, IssueTagValue, IssueUser
+from eventpipe.metadata.queries import ensure_project
+from eventpipe.tasks.enrich import enrichment_orphans, index_tags, record_user, tag_values, users_per_issue
+from tests.support.events import crash, ingest, issue_of
+
+
+def test_users_and_tags_are_recorded_per_issue_once(make_runtime, db_url):
+    rt = make_runtime(database_url=db_url)
+    ensure_project(rt.db, 1, "api")
+    events = [
+        crash(user={"id": "u1"}, tags={"browser": "firefox", "env": "prod"}),
+        crash(user={"id": "u1"}, tags={"browser": "chrome", "env": "prod"}),
+        crash(user={"email": "b@example.com"}, tags=[["env", "staging"]]),
+        crash(),  # no user, no tags: not handed over
+    ]
+    ingest(rt, 1, events)
+    issue = issue_of(rt, events[0]["event_id"])
+    assert users_per_issue(rt.db, [issue]) == {issue: 2}
+    tags = tag_values(rt.db, issue)
+    assert tags["env"] == [{"value": "prod", "count": 2}, {"value": "staging", "count": 1}]
+    assert sorted(v["value"] for v in tags["browser"]) == ["chrome", "firefox"]
+    with rt.db.session() as s:  # only hashes are stored, never the address
+        assert all(len(h) == 40 and "@" not in h for h in s.scalars(select(IssueUser.user_hash)))
+
+    # A redelivered batch (same items) counts nothing twice.
+    items = [{"project_id": 1, "event_id": events[0]["event_id"], "issue_id": issue, "timestamp": events[0]["timestamp"],
+              "tags": [["env", "prod"]], "user_hash": "a" * 40}]
+    assert index_tags(rt.context, items) == 0
+    record_user(rt.context, items)
+    record_user(rt.context, items)
+    assert tag_values(rt.db, issue)["env"][0] == {"value": "prod", "count": 2}
+    assert users_per_issue(rt.db, [issue]) == {issue: 3}
+
+
+def test_orphans_of_deleted_issues_are_dropped(make_runtime, db_url):
+    rt = make_runtime(database_url=db_url)
+    ensure_project(rt.db, 1, "api")
+    keep, gone = crash(user={"id": "u1"}, tags={"env": "prod"}), crash("ValueError", "other", user={"id": "u2"}, tags={"env": "dev"})
+    ingest(rt, 1, [keep, gone])
+    doomed = issue_of(rt, gone["event_id"])
+    rt.enqueue("groups.delete", issue_id=doomed)
+    rt.broker.run_until_idle()
+    with rt.db.session() as s:
+        assert s.get(Issue, doomed) is None
+    assert enrichment_orphans(rt.context) == {"users": 1, "tag_values": 1, "indexed": 1}
+    assert enrichment_orphans(rt.context) == {"users": 0, "tag_values": 0, "indexed": 0}
+    with rt.db.session() as s:
+        left = [s.scalar(select(func.count()).select_from(m)) for m in (IssueUser, IssueTagValue, EventIndexed)]
+    assert left == [1, 1, 1]
