@@ -232,6 +232,7 @@ CATALOGUE_MODULES = (
     "eventpipe.tasks.reports",
     "eventpipe.tasks.monitors",
     "eventpipe.tasks.enrich",
+    "eventpipe.tasks.stats",
 )
 
 
