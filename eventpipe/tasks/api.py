@@ -233,6 +233,7 @@ CATALOGUE_MODULES = (
     "eventpipe.tasks.monitors",
     "eventpipe.tasks.enrich",
     "eventpipe.tasks.stats",
+    "eventpipe.tasks.reprocess",
 )
 
 
