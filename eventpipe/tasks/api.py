@@ -234,6 +234,8 @@ CATALOGUE_MODULES = (
     "eventpipe.tasks.enrich",
     "eventpipe.tasks.stats",
     "eventpipe.tasks.reprocess",
+    "eventpipe.ops.snapshots",
+    "eventpipe.ops.housekeeping",
 )
 
 
