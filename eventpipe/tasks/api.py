@@ -236,6 +236,7 @@ CATALOGUE_MODULES = (
     "eventpipe.tasks.reprocess",
     "eventpipe.ops.snapshots",
     "eventpipe.ops.housekeeping",
+    "eventpipe.tasks.kv",
 )
 
 
