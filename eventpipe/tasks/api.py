@@ -237,6 +237,7 @@ CATALOGUE_MODULES = (
     "eventpipe.ops.snapshots",
     "eventpipe.ops.housekeeping",
     "eventpipe.tasks.kv",
+    "eventpipe.tasks.repair",
 )
 
 

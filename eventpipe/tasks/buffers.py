@@ -13,13 +13,16 @@ from eventpipe.tasks.api import TaskContext, task
 FLUSH_CHUNK = 5000
 
 
-def flush_counters(rt: TaskContext, *, chunk: int = FLUSH_CHUNK) -> int:
+def flush_counters(rt: TaskContext, *, chunk: int = FLUSH_CHUNK, project_id: int | None = None) -> int:
     """Apply every pending increment; returns how many events were counted (the sum of deltas:
-    the save stage writes one row per issue per batch)."""
+    the save stage writes one row per issue per batch). ``project_id`` limits it to one project."""
     applied = 0
     while True:
         with rt.db.session() as s:
-            ids = select(BufferedCounter.id).order_by(BufferedCounter.id).limit(chunk).scalar_subquery()
+            pending = select(BufferedCounter.id)
+            if project_id is not None:
+                pending = pending.where(BufferedCounter.project_id == project_id)
+            ids = pending.order_by(BufferedCounter.id).limit(chunk).scalar_subquery()
             rows = s.execute(
                 delete(BufferedCounter)
                 .where(BufferedCounter.id.in_(ids))
