@@ -132,7 +132,13 @@ def issues_list(project_id: int | None, status: str | None, query: str | None, s
     """List issues; counts include increments not yet flushed."""
     from eventpipe.metadata.issues import list_issues
 
-    rows = list_issues(runtime().db, project_id=project_id, status=status, query=query, sort=sort, limit=limit)
+    from eventpipe.tasks.enrich import users_per_issue
+
+    db = runtime().db
+    rows = list_issues(db, project_id=project_id, status=status, query=query, sort=sort, limit=limit)
+    users = users_per_issue(db, [r["id"] for r in rows])
+    for r in rows:
+        r["users"] = users.get(r["id"], 0)
     if as_json:
         emit_json(rows)
     else:
@@ -148,7 +154,11 @@ def issues_show(issue_id: int, as_json: bool) -> None:
     from eventpipe.metadata.issues import show_issue
 
     rt = runtime()
+    from eventpipe.tasks.enrich import tag_values, users_per_issue
+
     shown = show_issue(rt.db, issue_id, rt.store)
+    shown["users"] = users_per_issue(rt.db, [shown["id"]])[shown["id"]]
+    shown["tags"] = tag_values(rt.db, shown["id"])
     if as_json:
         emit_json(shown)
         return
@@ -156,7 +166,9 @@ def issues_show(issue_id: int, as_json: bool) -> None:
         out.print(f"issue {issue_id} was merged into {shown['id']}")
     out.print(f"[bold]#{shown['id']}[/bold] {shown['title']}  ({shown['status']}, project {shown['project_id']})", highlight=False)
     out.print(f"culprit: {shown['culprit'] or '-'}   level: {shown['level']}   count: {shown['count']}   stored events: {shown['events_stored']}")
-    out.print(f"first seen {shown['first_seen']}   last seen {shown['last_seen']}")
+    out.print(f"first seen {shown['first_seen']}   last seen {shown['last_seen']}   users: {shown['users']}")
+    for key, values in shown["tags"].items():
+        out.print(f"tag {key}: " + ", ".join(f"{v['value']} ({v['count']})" for v in values), highlight=False)
     if shown["snooze_until"] or shown["snooze_until_count"]:
         out.print(f"ignored until {shown['snooze_until'] or '-'} / count {shown['snooze_until_count'] or '-'}")
     out.print("hashes: " + (", ".join(shown["hashes"]) or "-"))

@@ -6,7 +6,9 @@ tasks read no bodies). ``events.record_user`` keeps the set of (issue, user hash
 user twice changes nothing. ``events.index_tags`` counts tag values per issue and marks each
 event counted in the same transaction (``event_indexed``), so a redelivered batch counts nothing
 twice; two workers racing on one batch conflict on that mark and one retries into a no-op.
-``cleanup.enrichment_orphans`` drops the rows of issues that no longer exist (deleted, merged away).
+``cleanup.enrichment_orphans`` drops the rows of deleted issues; rows of an issue merged into
+another stay where they are and count for the surviving issue (``users_per_issue``, ``tag_values``
+follow the redirects), so a merge moves no enrichment rows.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, tuple_
 
 from eventpipe.metadata.db import Database, utcnow
-from eventpipe.metadata.models import EventIndexed, Issue, IssueTagValue, IssueUser
+from eventpipe.metadata.models import EventIndexed, Issue, IssueRedirect, IssueTagValue, IssueUser
 from eventpipe.metadata.repo import insert_ignore
 from eventpipe.tasks.api import Item, TaskContext, task
 
@@ -108,28 +110,44 @@ def index_tags(ctx: TaskContext, items: list[Item]) -> int:
     return len(todo)
 
 
+def _members(s: Any, issue_ids: list[int]) -> dict[int, list[int]]:
+    """Each issue with the ids merged into it (their users and tags count for it)."""
+    members: dict[int, list[int]] = {i: [i] for i in issue_ids}
+    for src, target in s.execute(select(IssueRedirect.issue_id, IssueRedirect.target_id).where(IssueRedirect.target_id.in_(issue_ids))).all():
+        members[target].append(src)
+    return members
+
+
 def users_per_issue(db: Database, issue_ids: list[int]) -> dict[int, int]:
-    """Affected users per issue (0 for issues with none recorded)."""
+    """Affected users per issue, merged-in issues included (0 for issues with none recorded)."""
     if not issue_ids:
         return {}
     with db.session() as s:
-        counts = {
-            i: c
+        members = _members(s, issue_ids)
+        plain = [i for i, m in members.items() if len(m) == 1]
+        counts: dict[int, int] = {i: 0 for i in issue_ids}
+        if plain:
             for i, c in s.execute(
-                select(IssueUser.issue_id, func.count()).where(IssueUser.issue_id.in_(issue_ids)).group_by(IssueUser.issue_id)
-            ).all()
-        }
-    return {i: int(counts.get(i, 0)) for i in issue_ids}
+                select(IssueUser.issue_id, func.count()).where(IssueUser.issue_id.in_(plain)).group_by(IssueUser.issue_id)
+            ).all():
+                counts[i] = int(c)
+        for i, m in members.items():
+            if len(m) > 1:
+                counts[i] = int(s.scalar(select(func.count(func.distinct(IssueUser.user_hash))).where(IssueUser.issue_id.in_(m))) or 0)
+    return counts
 
 
 def tag_values(db: Database, issue_id: int, *, top: int = 10) -> dict[str, list[dict[str, Any]]]:
-    """The most frequent values of each tag key of an issue."""
+    """The most frequent values of each tag key of an issue (merged-in issues included)."""
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
     with db.session() as s:
+        ids = _members(s, [issue_id])[issue_id]
+        total = func.sum(IssueTagValue.times_seen)
         rows = s.execute(
-            select(IssueTagValue.key, IssueTagValue.value, IssueTagValue.times_seen)
-            .where(IssueTagValue.issue_id == issue_id)
-            .order_by(IssueTagValue.key, IssueTagValue.times_seen.desc(), IssueTagValue.value)
+            select(IssueTagValue.key, IssueTagValue.value, total)
+            .where(IssueTagValue.issue_id.in_(ids))
+            .group_by(IssueTagValue.key, IssueTagValue.value)
+            .order_by(IssueTagValue.key, total.desc(), IssueTagValue.value)
         ).all()
     for key, value, count in rows:
         if len(out[key]) < top:
@@ -140,8 +158,8 @@ def tag_values(db: Database, issue_id: int, *, top: int = 10) -> dict[str, list[
 @task("cleanup.enrichment_orphans", queue="cleanup", max_retries=3, cron="50 3 * * *", schedule={"expires_s": 6 * 3600, "catch_up": "once"})
 def enrichment_orphans(ctx: TaskContext) -> dict[str, int]:
     """Drop affected-user, tag-value and indexed-event rows of issues that no longer exist
-    (deleted, or merged away: counts of a merged issue are not carried over)."""
-    live = select(Issue.id)
+    (deleted). Rows of issues merged into another stay: they count for the surviving issue."""
+    live = select(Issue.id).union(select(IssueRedirect.issue_id))
     out: dict[str, int] = {}
     with ctx.db.session() as s:
         for name, model in (("users", IssueUser), ("tag_values", IssueTagValue), ("indexed", EventIndexed)):
