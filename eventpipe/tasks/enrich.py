@@ -14,13 +14,13 @@ follow the redirects), so a merge moves no enrichment rows.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, tuple_
 
 from eventpipe.metadata.db import Database, utcnow
-from eventpipe.metadata.models import EventIndexed, Issue, IssueRedirect, IssueTagValue, IssueUser
+from eventpipe.metadata.models import EventIndexed, Issue, IssueRedirect, IssueTagValue, IssueUser, Project
 from eventpipe.metadata.repo import insert_ignore
 from eventpipe.tasks.api import Item, TaskContext, task
 
@@ -165,3 +165,17 @@ def enrichment_orphans(ctx: TaskContext) -> dict[str, int]:
         for name, model in (("users", IssueUser), ("tag_values", IssueTagValue), ("indexed", EventIndexed)):
             out[name] = s.execute(delete(model).where(model.issue_id.not_in(live))).rowcount or 0
     return out
+
+
+@task("cleanup.tag_values_expire", queue="cleanup", max_retries=3, cron="55 3 * * *", schedule={"expires_s": 6 * 3600, "catch_up": "once"})
+def tag_values_expire(ctx: TaskContext) -> int:
+    """Drop tag values not seen within their project's retention (the events that carried them
+    are gone, so their counts describe nothing that can still be opened); returns rows deleted."""
+    now = utcnow()
+    deleted = 0
+    with ctx.db.session() as s:
+        for project_id, days in s.execute(select(Project.id, Project.retention_days)).all():
+            deleted += s.execute(
+                delete(IssueTagValue).where(IssueTagValue.project_id == project_id, IssueTagValue.last_seen < now - timedelta(days=days))
+            ).rowcount or 0
+    return deleted

@@ -54,3 +54,19 @@ def test_orphans_of_deleted_issues_are_dropped(make_runtime, db_url):
     with rt.db.session() as s:
         left = [s.scalar(select(func.count()).select_from(m)) for m in (IssueUser, IssueTagValue, EventIndexed)]
     assert left == [1, 1, 1]
+
+
+def test_tag_values_past_retention_expire(make_runtime, db_url):
+    import time
+
+    from eventpipe.metadata.models import Project
+
+    rt = make_runtime(database_url=db_url)
+    ensure_project(rt.db, 1, "api")
+    old, new = crash(ts=time.time() - 10 * 86400, tags={"env": "old"}), crash(tags={"env": "new"})
+    ingest(rt, 1, [old, new])
+    with rt.db.session() as s:
+        s.get(Project, 1).retention_days = 5
+    rt.enqueue("cleanup.tag_values_expire")
+    rt.broker.run_until_idle()
+    assert tag_values(rt.db, issue_of(rt, new["event_id"])) == {"env": [{"value": "new", "count": 1}]}
