@@ -136,3 +136,56 @@ def kv_verify(url: str, batch: int, database_url: str | None, as_json: bool) -> 
 
 
 __all__ = ["kv"]
+
+
+def _show_job(job: dict[str, Any] | None, job_id: str, as_json: bool) -> None:
+    if job is None:
+        if as_json:
+            emit_json({"error": "not_found", "job_id": job_id})
+        err.print(f"[red]no range job {job_id!r}[/red]: start one with `eventpipe kv migrate-range` or `kv verify-range`")
+        sys.exit(ExitCode.FAILED)
+    if as_json:
+        emit_json(job)
+        return
+    out.print(table(["job", "kind", "state", "scanned", "copied", "missing", "corrupt", "repaired"],
+                    [[job["job_id"], job["kind"], job["state"], job["scanned"], job["copied"], job["missing"], job["corrupt"], job["repaired"]]]))
+
+
+@kv.command("migrate-range")
+@click.option("--from", "src", required=True, metavar="URL", help="store to copy from")
+@click.option("--to", "dst", required=True, metavar="URL", help="store to copy to")
+@click.option("--job", "job_id", required=True, help="a name for this job; send it again to resume")
+@click.option("--chunk", default=500, show_default=True, type=click.IntRange(1, 10000))
+@click.option("--verify", "check", is_flag=True, help="skip source bodies failing their checksum")
+@json_option
+def kv_migrate_range(src: str, dst: str, job_id: str, chunk: int, check: bool, as_json: bool) -> None:
+    """Copy bodies as queued work (kv.migrate_range), chunk by chunk; resumable by job name."""
+    from eventpipe.runtime import open_runtime
+    from eventpipe.tasks.kv import migrate_range, range_job
+
+    rt = open_runtime()
+    migrate_range.send(rt.context, job_id=job_id, src_url=src, dst_url=dst, chunk=chunk, verify=check)
+    if rt.settings.embedded:
+        rt.broker.run_until_idle()
+    _show_job(range_job(rt.db, job_id), job_id, as_json)
+
+
+@kv.command("verify-range")
+@click.option("--job", "job_id", required=True, help="a name for this job; send it again to resume")
+@click.option("--url", default=None, metavar="URL", help="store to check (default: the configured one)")
+@click.option("--repair-from", default=None, metavar="URL", help="copy good bodies from this store over bad ones")
+@click.option("--chunk", default=500, show_default=True, type=click.IntRange(1, 10000))
+@json_option
+def kv_verify_range(job_id: str, url: str | None, repair_from: str | None, chunk: int, as_json: bool) -> None:
+    """Check (and repair) bodies as queued work (kv.verify_range); exit 1 if any is missing or corrupt."""
+    from eventpipe.runtime import open_runtime
+    from eventpipe.tasks.kv import range_job, verify_range
+
+    rt = open_runtime()
+    verify_range.send(rt.context, job_id=job_id, url=url, repair_from=repair_from, chunk=chunk)
+    if rt.settings.embedded:
+        rt.broker.run_until_idle()
+    job = range_job(rt.db, job_id)
+    _show_job(job, job_id, as_json)
+    if job is not None and job["state"] == "done" and job["missing"] + job["corrupt"] > job["repaired"]:
+        sys.exit(ExitCode.FAILED)

@@ -323,3 +323,25 @@ def exporter(port: int, addr: str) -> None:
 
 
 __all__ = ["ops"]
+
+
+@ops.command()
+@click.option("--queue", default=None, help="one logical queue (default: all)")
+@click.option("--hours", type=click.FloatRange(0.01), default=24.0, show_default=True)
+@json_option
+def history(queue: str | None, hours: float, as_json: bool) -> None:
+    """Backlog and lag per queue and node over time, as recorded by ops.queue_snapshot each minute."""
+    from eventpipe.ops.snapshots import queue_history
+
+    rows = queue_history(open_rt().db, queue=queue, hours=hours)
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        out.print("no snapshots yet: ops.queue_snapshot records them every minute (run `eventpipe scheduler` and a worker)")
+        return
+    from ._common import table
+
+    out.print(table(["time", "queue", "node", "ready", "unacked", "consumers", "lag s"],
+                    [[r["taken_at"][:16], r["queue"], r["node"], _fmt(r["ready"]), _fmt(r["unacked"]), _fmt(r["consumers"]),
+                      _fmt(r["lag_seconds"], 1)] for r in rows]))

@@ -53,3 +53,48 @@ def events_show(project_id: int, event_id: str, as_json: bool) -> None:
 
 
 __all__ = ["events"]
+
+
+def _run_here(rt: object) -> bool:
+    """Embedded mode: run the queued work to completion before returning (as `send` does)."""
+    if rt.settings.embedded:  # type: ignore[attr-defined]
+        rt.broker.run_until_idle()  # type: ignore[attr-defined]
+        return True
+    return False
+
+
+@events.command("reprocess")
+@click.option("--project", "project_id", type=int, required=True)
+@click.option("--issue", "issue_id", type=int, default=None, help="only this issue's events")
+@click.option("--chunk", type=click.IntRange(1, 5000), default=200, show_default=True)
+@json_option
+def events_reprocess(project_id: int, issue_id: int | None, chunk: int, as_json: bool) -> None:
+    """Send stored events through processing again (after scrubbing or normalization changed)."""
+    from eventpipe.tasks.reprocess import newest_id, reprocess
+
+    rt = open_rt()
+    until = newest_id(rt.context, project_id)
+    reprocess.send(rt.context, project_id=project_id, issue_id=issue_id, until_id=until, chunk=chunk)
+    result = {"project_id": project_id, "issue_id": issue_id, "until_id": until, "done": _run_here(rt)}
+    if as_json:
+        emit_json(result)
+    else:
+        out.print(f"reprocessing project {project_id} up to event row {until}: {'done' if result['done'] else 'queued'}")
+
+
+@events.command("backfill-enrichment")
+@click.option("--project", "project_id", type=int, required=True)
+@click.option("--chunk", type=click.IntRange(1, 5000), default=200, show_default=True)
+@json_option
+def events_backfill_enrichment(project_id: int, chunk: int, as_json: bool) -> None:
+    """Record affected users and tag values of events stored before they were recorded."""
+    from eventpipe.tasks.reprocess import backfill_enrichment, newest_id
+
+    rt = open_rt()
+    until = newest_id(rt.context, project_id)
+    backfill_enrichment.send(rt.context, project_id=project_id, until_id=until, chunk=chunk)
+    result = {"project_id": project_id, "until_id": until, "done": _run_here(rt)}
+    if as_json:
+        emit_json(result)
+    else:
+        out.print(f"backfilling users and tags of project {project_id}: {'done' if result['done'] else 'queued'}")
