@@ -154,7 +154,10 @@ def delete_project(ctx: TaskContext, *, project_id: int, chunk: int = CHUNK) -> 
             delete_project.send(ctx, project_id=project_id, chunk=chunk)
             return False
         issue_ids = select(Issue.id).where(Issue.project_id == project_id)
-        for model in (BufferedCounter, Activity, GroupHash, Rollup, IssueRedirect, AcceptedEvent, FingerprintRuleVersion, RegroupRun):
+        from eventpipe.metadata.models import EventIndexed, IssueTagValue, IssueUser, PlatformStat
+
+        for model in (BufferedCounter, Activity, GroupHash, Rollup, IssueRedirect, AcceptedEvent, FingerprintRuleVersion, RegroupRun,
+                      IssueUser, IssueTagValue, EventIndexed, PlatformStat):
             s.execute(delete(model).where(model.project_id == project_id))  # type: ignore[attr-defined]
         s.execute(delete(BufferedCounter).where(BufferedCounter.issue_id.in_(issue_ids)))
         s.execute(delete(Issue).where(Issue.project_id == project_id))

@@ -70,3 +70,21 @@ def test_tag_values_past_retention_expire(make_runtime, db_url):
     rt.enqueue("cleanup.tag_values_expire")
     rt.broker.run_until_idle()
     assert tag_values(rt.db, issue_of(rt, new["event_id"])) == {"env": [{"value": "new", "count": 1}]}
+
+
+def test_deleting_a_project_removes_its_users_tags_and_stats(make_runtime, db_url):
+    from eventpipe.metadata.models import PlatformStat
+    from eventpipe.tasks.cleanup import start_delete_project
+
+    rt = make_runtime(database_url=db_url)
+    ensure_project(rt.db, 1, "api")
+    ensure_project(rt.db, 2, "web")
+    ingest(rt, 1, [crash(user={"id": "u1"}, tags={"env": "prod"})])
+    ingest(rt, 2, [crash(user={"id": "u1"}, tags={"env": "prod"})])
+    rt.enqueue("stats.collect_platforms")
+    rt.broker.run_until_idle()
+    start_delete_project(rt, 1, actor="alice", chunk=10)
+    rt.broker.run_until_idle()
+    with rt.db.session() as s:
+        left = {m.__tablename__: sorted(set(s.scalars(select(m.project_id)))) for m in (IssueUser, IssueTagValue, EventIndexed, PlatformStat)}
+    assert left == {"issue_users": [2], "issue_tag_values": [2], "event_indexed": [2], "platform_stats": [2]}
