@@ -20,7 +20,14 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, tuple_
 
 from eventpipe.metadata.db import Database, utcnow
-from eventpipe.metadata.models import EventIndexed, Issue, IssueRedirect, IssueTagValue, IssueUser, Project
+from eventpipe.metadata.models import (
+    EventIndexed,
+    Issue,
+    IssueRedirect,
+    IssueTagValue,
+    IssueUser,
+    Project,
+)
 from eventpipe.metadata.repo import insert_ignore
 from eventpipe.tasks.api import Item, TaskContext, task
 

@@ -7,7 +7,13 @@ from sqlalchemy import func, select
 
 from eventpipe.metadata.models import EventIndexed, Issue, IssueTagValue, IssueUser
 from eventpipe.metadata.queries import ensure_project
-from eventpipe.tasks.enrich import enrichment_orphans, index_tags, record_user, tag_values, users_per_issue
+from eventpipe.tasks.enrich import (
+    enrichment_orphans,
+    index_tags,
+    record_user,
+    tag_values,
+    users_per_issue,
+)
 from tests.support.events import crash, ingest, issue_of
 
 

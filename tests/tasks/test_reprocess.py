@@ -6,7 +6,13 @@ from __future__ import annotations
 import orjson
 from sqlalchemy import delete, func, select
 
-from eventpipe.metadata.models import Event, EventIndexed, Issue, IssueTagValue, IssueUser
+from eventpipe.metadata.models import (
+    Event,
+    EventIndexed,
+    Issue,
+    IssueTagValue,
+    IssueUser,
+)
 from eventpipe.metadata.queries import ensure_project
 from eventpipe.pipeline.keys import body_key
 from eventpipe.tasks.enrich import tag_values, users_per_issue
