@@ -133,6 +133,47 @@ class CpuMeter:
         return sum(self._last[p] - self._first[p] for p in self._last)
 
 
+def tree_rss_mb(pids: Iterable[int]) -> float:
+    """Resident memory (MiB) summed over these processes and all their live descendants.
+    Pages shared between forked children are counted once per process, as `ps` would."""
+    total = 0
+    seen: set[int] = set()
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        for p in procs:
+            if p.pid in seen:
+                continue
+            seen.add(p.pid)
+            try:
+                total += p.memory_info().rss
+            except psutil.NoSuchProcess:
+                pass
+    return total / 2**20
+
+
+def percentiles(values: Sequence[float]) -> tuple[float, float, float]:
+    """(p50, p99, max) of ``values``; zeros when empty."""
+    import statistics
+
+    if not values:
+        return 0.0, 0.0, 0.0
+    ordered = sorted(values)
+    p99 = statistics.quantiles(ordered, n=100)[98] if len(ordered) >= 2 else ordered[0]
+    return statistics.median(ordered), p99, ordered[-1]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def self_cpu() -> float:
     t = psutil.Process().cpu_times()
     return t.user + t.system

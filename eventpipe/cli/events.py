@@ -11,14 +11,15 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from eventpipe.ingest.files import read_event_file
+from eventpipe.ingest.files import read_event_file_full
+from eventpipe.ingest.stored import store_attachments
 from eventpipe.ingest.submit import SubmitResult, submit_many
-from eventpipe.metadata.queries import ensure_project, issue_rows, store_totals, totals
+from eventpipe.metadata.queries import ensure_project, store_totals, totals
 from eventpipe.pipeline.demo import DEMO_PROJECTS, generate
 from eventpipe.pipeline.errors import InvalidEvent
 from eventpipe.schedules.control import apply_periodic_now
 
-from ._common import ExitCode, command, emit_json, err, group, json_option, open_rt, out, table
+from ._common import ExitCode, command, emit_json, err, json_option, open_rt, out, table
 
 if TYPE_CHECKING:
     from eventpipe.runtime import Runtime
@@ -131,13 +132,18 @@ def send(files: tuple[Path, ...], project_id: int | None, node: str | None, as_j
     failed = False
     for path in files:
         try:
-            pid, events = read_event_file(path, project_id)
+            pid, events, envelope = read_event_file_full(path, project_id)
         except InvalidEvent as exc:  # one bad file: report it, send the others
             failed = True
             report.append({"file": str(path), "error": str(exc), "reason": exc.reason, "field": exc.field})
             err.print(f"[red]{exc.field}[/red]: {exc.detail}", soft_wrap=True)
             continue
-        result = submit_many(rt, pid, events)
+        result = submit_many(rt, pid, events) if events else SubmitResult()
+        attachments: list[str] = []
+        if envelope is not None and envelope.attachments:  # stored beside the body, as over HTTP
+            target = envelope.event_id or next(iter(result.accepted + result.duplicates), None)
+            if target:
+                attachments = store_attachments(rt.store, pid, target, envelope.attachments)
         accepted += len(result.accepted)
         for r in result.rejected:
             failed = True
@@ -149,6 +155,8 @@ def send(files: tuple[Path, ...], project_id: int | None, node: str | None, as_j
                 "project_id": pid,
                 "accepted": result.accepted,
                 "duplicates": result.duplicates,
+                "attachments": attachments,
+                "dropped_items": envelope.other_items if envelope is not None else {},
                 "rejected": [{"index": r.index, "reason": r.reason, "field": r.field, "detail": r.detail} for r in result.rejected],
             }
         )
@@ -178,22 +186,4 @@ def stats(flush: bool, as_json: bool) -> None:
     print_totals(report)
 
 
-@group()
-def issues() -> None:
-    """Grouped issues."""
-
-
-@issues.command("list")
-@click.option("--project", "project_id", type=int, default=None)
-@click.option("--limit", type=int, default=None)
-@json_option
-def issues_list(project_id: int | None, limit: int | None, as_json: bool) -> None:
-    """Issues, most frequent first: id, title, count, first and last seen."""
-    rows = issue_rows(open_rt().db, project_id=project_id, limit=limit)
-    if as_json:
-        emit_json(rows)
-    else:
-        print_issues(rows, total=len(rows))
-
-
-__all__ = ["demo", "issues", "send", "stats"]
+__all__ = ["demo", "send", "stats"]

@@ -29,12 +29,20 @@ from eventpipe.metadata.models import (
 from eventpipe.metadata.repo import insert_ignore
 
 
-def move_events(s: Session, event_ids: Sequence[int], target_id: int, *, fingerprint: str | None = None) -> None:
+def move_events(
+    s: Session, event_ids: Sequence[int], target_id: int, *, from_issue: int, fingerprint: str | None = None
+) -> int:
+    """Move events that are still in ``from_issue`` to the target; returns how many moved. The
+    condition makes concurrent movers (a merge and a regroup) agree: an event another transaction
+    moved first is skipped, and callers adjust counts by what actually moved."""
     values: dict[str, Any] = {"issue_id": target_id}
     if fingerprint is not None:
         values["fingerprint"] = fingerprint
+    moved = 0
     for start in range(0, len(event_ids), 500):
-        s.execute(update(Event).where(Event.id.in_(event_ids[start : start + 500])).values(**values))
+        part = event_ids[start : start + 500]
+        moved += s.execute(update(Event).where(Event.id.in_(part), Event.issue_id == from_issue).values(**values)).rowcount or 0
+    return moved
 
 
 def adjust_counts(s: Session, deltas: dict[int, int]) -> None:
@@ -85,7 +93,7 @@ def fold_into(s: Session, source_id: int, target_id: int, *, reason: str, keep_h
     if source is None or target is None:
         return False
     stragglers = list(s.scalars(select(Event.id).where(Event.issue_id == source_id)))
-    move_events(s, stragglers, target_id)  # saved while the chunks moved; normally none
+    move_events(s, stragglers, target_id, from_issue=source_id)  # saved while the chunks moved; normally none
     s.execute(update(BufferedCounter).where(BufferedCounter.issue_id == source_id).values(issue_id=target_id))
     s.execute(
         update(Issue)

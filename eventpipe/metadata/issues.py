@@ -261,7 +261,8 @@ def set_status(
                 if count is not None:
                     data["count"] = count
                 record_activity(s, project_id=issue.project_id, issue_id=real, kind=status, actor=actor, data=data, now=now)
-            row = {"id": real, "status": status, "previous": before, "changed": changed}
+            row = {"id": real, "project_id": issue.project_id, "status": status, "previous": before, "changed": changed,
+                   "at": _iso(now)}
             if asked != real:
                 row["redirected_from"] = asked
             out.append(row)

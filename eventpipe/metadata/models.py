@@ -41,6 +41,9 @@ class Project(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
     # groups: auto-resolve issues not seen for this many hours (None or 0: never)
     resolve_age: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Browser origins allowed to send events (CORS), whitespace-separated: "*", an origin, a host
+    # or "*.example.com" (see eventpipe.ingest.cors). Migration 0006_sdk.
+    allowed_origins: Mapped[str] = mapped_column(Text, default="*", server_default="*")
 
 
 class Issue(Base):
@@ -362,9 +365,12 @@ class RegroupRun(Base):
     bodies_missing: Mapped[int] = mapped_column(BigInteger, default=0)
     issues_created: Mapped[int] = mapped_column(Integer, default=0)
     merged_away: Mapped[int] = mapped_column(Integer, default=0)
+    passes: Mapped[int] = mapped_column(Integer, default=1)
+    conflicts: Mapped[int] = mapped_column(BigInteger, default=0)  # events moved by others during this pass
     touched: Mapped[dict] = mapped_column(JSON)  # {old issue: {new issue: events moved}}, checked at the end
     status: Mapped[str] = mapped_column(String(16), default="running")
     started_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)  # last chunk done (stalled runs are re-sent)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
@@ -376,6 +382,137 @@ class KVOrphanCandidate(Base):
 
     key: Mapped[str] = mapped_column(String(512), primary_key=True)
     first_seen_at: Mapped[datetime] = mapped_column(DateTime)
+# --- notifications, reports and cron monitors ----------------------------------------------------
+# Alert rules decide which events notify whom; email goes out as per-project digests and every
+# irrevocable send (an email, a webhook POST) is a row claimed before it is attempted, so a
+# redelivered task never repeats a send the remote accepted.
+
+class AlertRule(Base):
+    """``when``: first_seen | regression | every_event | frequency | spike (with count/minutes)."""
+
+    __tablename__ = "alert_rules"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    when: Mapped[str] = mapped_column(String(32))
+    count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    level: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    emails: Mapped[list] = mapped_column(JSON)
+    webhooks: Mapped[list] = mapped_column(JSON)
+    throttle_minutes: Mapped[int] = mapped_column(Integer, default=30)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class RuleFireState(Base):
+    """When a rule last fired for an issue (0: the project); the throttle is a compare-and-set on it."""
+
+    __tablename__ = "alert_rule_fires"
+
+    rule_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    issue_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    last_fired_at: Mapped[datetime] = mapped_column(DateTime)
+    fired: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class DigestRecord(Base):
+    """One notification waiting for its project's digest; ``digest_id`` is set when a digest takes it."""
+
+    __tablename__ = "digest_records"
+    __table_args__ = (
+        UniqueConstraint("rule_id", "issue_id", "kind", "ref", name="uq_digest_record"),
+        Index("ix_digest_records_pending", "project_id", "digest_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(Integer)
+    rule_id: Mapped[int] = mapped_column(BigInteger)
+    issue_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(32))
+    ref: Mapped[str] = mapped_column(String(64))  # event id or activity key
+    detail: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    digest_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class DigestTimeline(Base):
+    """A project's digest schedule (the reference system's timeline): ``ready`` is due now,
+    ``waiting`` is due at ``due_at``; no row means idle (the next record is delivered at once)."""
+
+    __tablename__ = "digest_timelines"
+
+    project_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    state: Mapped[str] = mapped_column(String(16))
+    due_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    last_processed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class Digest(Base):
+    """One delivered digest window of a project: the records it took and when."""
+
+    __tablename__ = "digests"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(Integer, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    records: Mapped[int] = mapped_column(Integer)
+    issues: Mapped[int] = mapped_column(Integer)
+
+
+class NotificationSend(Base):
+    """An irrevocable send, recorded before it is attempted. ``status``: pending -> sending ->
+    sent; a failure the remote reported goes back to pending (retried) or to dead with the
+    reason; a crash between the remote accepting and ``sent`` leaves ``sending``: never retried
+    (the documented at-most-once step)."""
+
+    __tablename__ = "notification_sends"
+    __table_args__ = (Index("ix_notification_sends_status", "status", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    channel: Mapped[str] = mapped_column(String(16))  # email | webhook
+    project_id: Mapped[int] = mapped_column(Integer, index=True)
+    target: Mapped[str] = mapped_column(String(1000))
+    payload: Mapped[dict] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class CronMonitor(Base):
+    """A cron job that checks in; ``monitors.check`` opens an issue when a check-in is missed or failed."""
+
+    __tablename__ = "cron_monitors"
+    __table_args__ = (UniqueConstraint("project_id", "slug", name="uq_cron_monitor_slug"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    slug: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200))
+    schedule: Mapped[str] = mapped_column(String(100))
+    margin_minutes: Mapped[int] = mapped_column(Integer, default=5)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    checked_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)  # slots before this are judged
+
+
+class CheckIn(Base):
+    """One check-in of a monitor: ``status`` ok | error | in_progress."""
+
+    __tablename__ = "cron_checkins"
+    __table_args__ = (
+        UniqueConstraint("monitor_id", "checkin_id", name="uq_cron_checkin"),
+        Index("ix_cron_checkins_monitor_ts", "monitor_id", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    monitor_id: Mapped[int] = mapped_column(BigInteger)
+    checkin_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    duration_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 # Web console (eventpipe.web): its users and the audit trail of every action taken there ---------

@@ -27,7 +27,7 @@ from sqlalchemy import select
 from eventpipe.metadata.db import utcnow
 from eventpipe.metadata.models import WorkerHeartbeat
 from eventpipe.queues.management import BrokerNode, ManagementError, QueueStats
-from eventpipe.queues.nodes import connect, queue_depth
+from eventpipe.queues.nodes import connect
 from eventpipe.queues.topology import Topology
 
 from .nodes import nodes_for

@@ -1,7 +1,12 @@
-"""Realistic demo traffic: error events from a few projects, with repeats and malformed ones.
+"""Realistic demo traffic: error events from a few projects, with repeats and malformed ones
+(a non-object is rejected; the other malformed events are repaired and their defects recorded).
 
 Deterministic for a seed (ids, choices, offsets), so two runs with one seed submit the same
-events and the second changes no total. Pure: returns data, performs no I/O."""
+events and the second changes no total. Pure: returns data, performs no I/O.
+
+``generate(..., large=True)`` gives what a real Python SDK sends instead of the 1-2 KB default:
+about 50 KB per event (40 frames with source context and local variables, 30 breadcrumbs, a
+full request, user, tags and contexts), the size benchmarks and profiles need."""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ import random
 import uuid
 from dataclasses import dataclass
 from typing import Any
+
+from .demo_large import large_event
 
 DEMO_PROJECTS: dict[int, tuple[str, str]] = {
     1: ("backend-api", "python"),
@@ -57,8 +64,14 @@ class DemoEvent:
     payload: Any  # a JSON value: usually an event object, sometimes malformed on purpose
 
 
-def generate(n: int, seed: int = 0, *, now: float) -> list[DemoEvent]:
-    """``n`` events; about 2% repeat an earlier event id and 2% are malformed."""
+def generate(n: int, seed: int = 0, *, now: float, large: bool = False) -> list[DemoEvent]:
+    """``n`` events; about 2% repeat an earlier event id and 2% are malformed.
+
+    ``large``: every event is a distinct, valid ~50 KB Python exception instead (see
+    :func:`large_event`); no repeats, no malformed ones, so a benchmark's count is its work."""
+    if large:
+        rng = random.Random(seed)
+        return [DemoEvent(1, large_event(rng, now)) for _ in range(n)]
     rng = random.Random(seed)
     out: list[DemoEvent] = []
     for i in range(n):
@@ -68,7 +81,11 @@ def generate(n: int, seed: int = 0, *, now: float) -> list[DemoEvent]:
             out.append(earlier)  # a client resending the same event
             continue
         if roll < 0.04:
-            out.append(DemoEvent(rng.choice(list(DEMO_PROJECTS)), rng.choice(MALFORMED)))
+            payload = rng.choice(MALFORMED)
+            if isinstance(payload, dict) and "event_id" not in payload:
+                # repaired on ingest (recorded in the event's errors); a fixed id keeps reruns idempotent
+                payload = {**payload, "event_id": uuid.UUID(int=rng.getrandbits(128), version=4).hex}
+            out.append(DemoEvent(rng.choice(list(DEMO_PROJECTS)), payload))
             continue
         event_id = uuid.UUID(int=rng.getrandbits(128), version=4).hex
         timestamp = now - rng.uniform(0, 36 * 3600)

@@ -227,6 +227,10 @@ CATALOGUE_MODULES = (
     "eventpipe.tasks.regroup",
     "eventpipe.tasks.cleanup",
     "eventpipe.ops.tasks",
+    "eventpipe.tasks.notify",
+    "eventpipe.tasks.notify_send",
+    "eventpipe.tasks.reports",
+    "eventpipe.tasks.monitors",
 )
 
 

@@ -73,20 +73,32 @@ def start_merge(ctx: TaskContext, target_id: int, source_ids: Sequence[int], *, 
             s.execute(update(IssueRedirect).where(IssueRedirect.target_id == src).values(target_id=target))
             s.add(IssueRedirect(issue_id=src, project_id=target_issue.project_id, target_id=target, reason="merge", created_at=utcnow()))
         record_activity(s, project_id=target_issue.project_id, issue_id=target, kind="merge", actor=actor, data={"merged": sources})
+        project_id = target_issue.project_id
     merge.send(ctx, target_id=target, source_ids=sources, chunk=chunk)
+    from eventpipe.tasks.notify import send_activity  # the project's alert rules hear of it
+
+    send_activity.send(ctx, project_id=project_id, issue_id=target, kind="merged",
+                       key=f"merged:{target}:{','.join(map(str, sources))}", detail={"merged": sources, "actor": actor})
     return {"target": target, "merged": sources}
 
 
 @task("groups.merge", queue="groups", max_retries=10)
 def merge(ctx: TaskContext, *, target_id: int, source_ids: list[int], chunk: int = CHUNK) -> None:
     """Move one chunk of merged issues' events to the target; fold each emptied issue into it."""
+    with ctx.db.session() as s:
+        try:
+            target_id = resolve_id(s, target_id)  # the target itself may have been folded since
+        except IssueNotFound:
+            target_id = -1
     for src in source_ids:
         with ctx.db.session() as s:
             if s.get(Issue, src) is None:
                 continue  # folded already (a redelivery)
+            if target_id == -1:
+                raise IssueNotFound(src)  # target deleted: leave the source for an operator
             ids = list(s.scalars(select(Event.id).where(Event.issue_id == src).order_by(Event.id).limit(chunk)))
             if ids:
-                move_events(s, ids, target_id)
+                move_events(s, ids, target_id, from_issue=src)
         if ids:
             merge.send(ctx, target_id=target_id, source_ids=source_ids, chunk=chunk)
             return
@@ -151,8 +163,8 @@ def unmerge(ctx: TaskContext, *, source_id: int, new_id: int, hashes: list[str],
             select(Event.id).where(Event.issue_id == source_id, Event.fingerprint.in_(hashes)).order_by(Event.id).limit(chunk)
         ).scalars().all()
         if rows:
-            move_events(s, list(rows), new_id)
-            adjust_counts(s, {source_id: -len(rows), new_id: len(rows)})
+            moved = move_events(s, list(rows), new_id, from_issue=source_id)
+            adjust_counts(s, {source_id: -moved, new_id: moved})
     if rows:
         unmerge.send(ctx, source_id=source_id, new_id=new_id, hashes=hashes, chunk=chunk)
         return

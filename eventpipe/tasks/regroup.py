@@ -15,6 +15,7 @@ rules change can give those hashes an issue of their own again.
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -31,6 +32,7 @@ from eventpipe.tasks.api import TaskContext, task
 from eventpipe.tasks.rollups import recompute_project
 
 CHUNK = 500
+MAX_PASSES = 5
 
 
 def run_summary(run: RegroupRun) -> dict[str, Any]:
@@ -45,6 +47,7 @@ def run_summary(run: RegroupRun) -> dict[str, Any]:
         "bodies_missing": run.bodies_missing,
         "issues_created": run.issues_created,
         "merged_away": run.merged_away,
+        "passes": run.passes,
     }
 
 
@@ -62,7 +65,7 @@ def start_regroup(ctx: TaskContext, project_id: int, *, actor: str, chunk: int =
         total = s.scalar(select(func.count()).select_from(Event).where(Event.project_id == project_id)) or 0
         run = RegroupRun(
             project_id=project_id, rules_version=current_version(s, project_id), cursor=0, total=total, events_read=0,
-            events_moved=0, bodies_missing=0, issues_created=0, merged_away=0, touched={}, status="running", started_at=utcnow(),
+            events_moved=0, bodies_missing=0, issues_created=0, merged_away=0, passes=1, conflicts=0, touched={}, status="running", started_at=utcnow(), updated_at=utcnow(),
         )
         s.add(run)
         s.flush()
@@ -108,25 +111,35 @@ def regroup(ctx: TaskContext, *, run_id: int, after_id: int, chunk: int = CHUNK)
             .limit(chunk)
         ).all()
         project_id = run.project_id
-        if not rows:
+        again = not rows and run.conflicts > 0 and run.passes < MAX_PASSES
+        if again:
+            # events changed issue under this pass (a merge or unmerge ran meanwhile): go over
+            # the project once more; events already in place cost a body read and nothing else
+            s.execute(
+                update(RegroupRun)
+                .where(RegroupRun.id == run.id)
+                .values(cursor=0, conflicts=0, passes=run.passes + 1, updated_at=utcnow())
+            )
+        elif not rows:
             _finish(s, run)
         else:
             _chunk(ctx, s, run, rows, rules)
-    if not rows:
+    if again:
+        regroup.send(ctx, run_id=run_id, after_id=0, chunk=chunk)
+    elif not rows:
         recompute_project(ctx.db, project_id)  # rollups follow the moved events
-        return
-    regroup.send(ctx, run_id=run_id, after_id=rows[-1].id, chunk=chunk)
+    else:
+        regroup.send(ctx, run_id=run_id, after_id=rows[-1].id, chunk=chunk)
 
 
 def _chunk(ctx: TaskContext, s: Any, run: RegroupRun, rows: list[Any], rules: Any) -> None:
     """Move one chunk's events and advance the run, in the caller's transaction."""
     bodies = ctx.store.get_many([r.kv_key for r in rows])
     owners: dict[str, int | None] = {}
-    deltas: dict[int, int] = defaultdict(int)
-    moves: dict[tuple[int, str], list[int]] = defaultdict(list)
-    seen: dict[int, list[Any]] = {}
+    moves: dict[tuple[int, int, str], list[int]] = defaultdict(list)  # (from, to, hash) -> event row ids
+    spans: dict[int, list[Any]] = {}
     touched: dict[str, dict[str, int]] = {k: dict(v) for k, v in (run.touched or {}).items()}
-    moved = missing = created = 0
+    missing = created = 0
     for r in rows:
         raw = bodies.get(r.kv_key)
         if raw is None:
@@ -146,19 +159,23 @@ def _chunk(ctx: TaskContext, s: Any, run: RegroupRun, rows: list[Any], rules: An
             created += int(was_created)
         if target == r.issue_id and h == r.fingerprint:
             continue
-        moves[(target, h)].append(r.id)
+        moves[(r.issue_id, target, h)].append(r.id)
         if target != r.issue_id:
-            moved += 1
-            deltas[r.issue_id] -= 1
-            deltas[target] += 1
-            per = touched.setdefault(str(r.issue_id), {})
-            per[str(target)] = per.get(str(target), 0) + 1
-            span = seen.setdefault(target, [r.timestamp, r.timestamp])
+            span = spans.setdefault(target, [r.timestamp, r.timestamp])
             span[0], span[1] = min(span[0], r.timestamp), max(span[1], r.timestamp)
-    for (target, h), ids in moves.items():
-        move_events(s, ids, target, fingerprint=h)
+    deltas: dict[int, int] = defaultdict(int)
+    moved = conflicts = 0
+    for (old, target, h), ids in moves.items():
+        n = move_events(s, ids, target, from_issue=old, fingerprint=h)
+        conflicts += len(ids) - n
+        if target != old and n:
+            moved += n
+            deltas[old] -= n
+            deltas[target] += n
+            per = touched.setdefault(str(old), {})
+            per[str(target)] = per.get(str(target), 0) + n
     adjust_counts(s, deltas)
-    for target, (first, last) in seen.items():
+    for target, (first, last) in spans.items():
         widen_seen(s, target, first, last)
     s.execute(
         update(RegroupRun)
@@ -197,5 +214,35 @@ def _finish(s: Any, run: RegroupRun) -> None:
     s.execute(
         update(RegroupRun)
         .where(RegroupRun.id == run.id)
-        .values(status="done", finished_at=utcnow(), merged_away=merged_away)
+        .values(status="done", finished_at=utcnow(), updated_at=utcnow(), merged_away=merged_away)
     )
+
+
+@task("groups.resume_stalled", queue="groups", max_retries=3, every="5m", schedule={"expires_s": 280})
+def resume_stalled(ctx: TaskContext, *, stale_minutes: float = 10.0) -> dict[str, int]:
+    """Re-send work whose message was lost (dead-lettered after its retries, a purged queue):
+    regroup runs with no chunk done for ``stale_minutes`` get their next chunk again, merges
+    whose source is still there that long after the merge get their merge again. Both tasks are
+    idempotent, so re-sending work that is merely slow costs a duplicate message, nothing more."""
+    from eventpipe.metadata.models import IssueRedirect
+    from eventpipe.tasks.groups import merge
+
+    cutoff = utcnow() - timedelta(minutes=stale_minutes)
+    with ctx.db.session() as s:
+        runs = s.execute(
+            select(RegroupRun.id, RegroupRun.cursor).where(RegroupRun.status == "running", RegroupRun.updated_at < cutoff)
+        ).all()
+        if runs:
+            s.execute(update(RegroupRun).where(RegroupRun.id.in_([r.id for r in runs])).values(updated_at=utcnow()))
+        merges = s.execute(
+            select(IssueRedirect.issue_id, IssueRedirect.target_id)
+            .join(Issue, Issue.id == IssueRedirect.issue_id)
+            .where(Issue.status == "pending_merge", IssueRedirect.created_at < cutoff)
+        ).all()
+        if merges:  # re-sent now: wait another period before re-sending again
+            s.execute(update(IssueRedirect).where(IssueRedirect.issue_id.in_([m.issue_id for m in merges])).values(created_at=utcnow()))
+    for r in runs:
+        regroup.send(ctx, run_id=r.id, after_id=r.cursor)
+    for m in merges:
+        merge.send(ctx, target_id=m.target_id, source_ids=[m.issue_id])
+    return {"regroups": len(runs), "merges": len(merges)}

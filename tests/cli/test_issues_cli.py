@@ -88,9 +88,9 @@ def test_lifecycle_resolve_ignore_merge_unmerge_delete(cli, tmp_path):
 
     event_id = cli.json("issues", "show", str(new))["latest_event"]["event_id"]
     ev = cli.json("events", "show", "1", event_id)
-    assert ev["issue_id"] == new and ev["body"]["event_id"] == event_id
+    assert ev["event"]["event_id"] == event_id
     assert cli.json("issues", "delete", str(new)) == [{"id": new, "status": "deleted"}]
-    assert cli("events", "show", "1", event_id, ok=False).returncode == 3
+    assert cli("events", "show", "1", event_id, ok=False).returncode == 1  # the body is gone too
     counts = {r["id"]: r["count"] for r in cli.json("issues", "list", "--project", "1")}
     assert counts == {a: 4, c: 2}
 

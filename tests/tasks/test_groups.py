@@ -201,3 +201,38 @@ def test_new_events_follow_project_rules_at_once(make_runtime, db_url):
     a, b = crash("ConnectionError", "send"), crash("ConnectionError", "recv")
     ingest(rt, 1, [a, b])
     assert issue_of(rt, a["event_id"]) == issue_of(rt, b["event_id"]) != issue_of(rt, first["event_id"])
+
+
+def test_resume_stalled_resends_lost_regroup_and_merge_messages(make_runtime, db_url):
+    from datetime import timedelta
+
+    from eventpipe.metadata.db import utcnow
+    from eventpipe.metadata.models import IssueRedirect, RegroupRun
+    from eventpipe.tasks.regroup import resume_stalled
+
+    rt = make_runtime(database_url=db_url)
+    ensure_project(rt.db, 1, "api")
+    events = [crash("ConnectionError", f) for f in ("x", "y", "z") for _ in range(3)]
+    ingest(rt, 1, events)
+    x, y = issue_of(rt, events[0]["event_id"]), issue_of(rt, events[3]["event_id"])
+    long_ago = utcnow() - timedelta(hours=1)
+
+    start_merge(rt, x, [y], actor="alice", chunk=2)
+    rt.broker.flush_all()  # the message is lost
+    assert resume_stalled(rt) == {"regroups": 0, "merges": 0}  # not stale yet
+    with rt.db.session() as s:
+        s.execute(update(IssueRedirect).values(created_at=long_ago))
+    assert resume_stalled(rt) == {"regroups": 0, "merges": 1}
+    rt.broker.run_until_idle()
+    assert len(issue_ids(rt, 1)) == 2 and events_per_issue(rt, 1)[x] == 6
+
+    set_rules(rt.db, 1, "type:ConnectionError -> net", actor="alice")
+    run = start_regroup(rt, 1, actor="alice", chunk=2)
+    rt.broker.flush_all()
+    with rt.db.session() as s:
+        s.execute(update(RegroupRun).values(updated_at=long_ago))
+    assert resume_stalled(rt) == {"regroups": 1, "merges": 0}
+    rt.broker.run_until_idle()
+    assert regroup_status(rt, run["run_id"])["status"] == "done"
+    assert len(issue_ids(rt, 1)) == 1
+    assert [r["count"] for r in list_issues(rt.db, project_id=1)] == [9]

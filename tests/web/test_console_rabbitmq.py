@@ -21,7 +21,6 @@ from tests.conftest import PG_ADMIN_URL
 from tests.rabbitmq.conftest import MACHINE_AMQP, delete_queues
 from tests.web.conftest import (
     click,
-    Console,
     base_env,
     screenshot_path,
     sign_in,

@@ -70,9 +70,12 @@ def upgrade() -> None:
         sa.Column("bodies_missing", sa.BigInteger(), nullable=False),
         sa.Column("issues_created", sa.Integer(), nullable=False),
         sa.Column("merged_away", sa.Integer(), nullable=False),
+        sa.Column("passes", sa.Integer(), nullable=False),
+        sa.Column("conflicts", sa.BigInteger(), nullable=False),
         sa.Column("touched", sa.JSON(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("started_at", sa.DateTime(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
         sa.Column("finished_at", sa.DateTime(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )

@@ -1,4 +1,4 @@
-"""`eventpipe issues …` and `eventpipe events show`: the issue lifecycle from the command line.
+"""`eventpipe issues …`: the issue lifecycle from the command line.
 
 Thin over eventpipe.metadata.issues (reads, status changes) and the ``start_*`` functions of
 eventpipe.tasks.groups / regroup (which make the decisive change and enqueue the chunked work).
@@ -37,7 +37,7 @@ def emit_json(data: Any) -> None:
 
 
 def runtime() -> Any:
-    from eventpipe.cli import runtime as open_rt
+    from eventpipe.cli._common import open_rt
 
     return open_rt()
 
@@ -73,6 +73,19 @@ def finish(rt: Any) -> bool:
         rt.broker.run_until_idle()
         return True
     return False
+
+
+def notify_changes(rt: Any, rows: list[dict[str, Any]]) -> None:
+    """Tell the project's alert rules about status changes (``notify.send_activity``; the key
+    makes a redelivery a no-op) and, in the embedded mode, deliver before returning."""
+    from eventpipe.tasks.notify import send_activity
+
+    changed = [r for r in rows if r["changed"]]
+    for r in changed:
+        send_activity.send(rt, project_id=r["project_id"], issue_id=r["id"], kind=r["status"],
+                           key=f"{r['status']}:{r['id']}:{r['at']}", detail={"previous": r["previous"]})
+    if changed:
+        finish(rt)
 
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
@@ -166,7 +179,9 @@ def _status_command(name: str, status: str, doc: str) -> None:
         from eventpipe.metadata.issues import set_status
 
         until = parse_until(snooze["until"]) if snooze.get("until") else None
-        rows = set_status(runtime().db, list(issue_ids), status, actor=actor or default_actor(), until=until, count=snooze.get("count"))
+        rt = runtime()
+        rows = set_status(rt.db, list(issue_ids), status, actor=actor or default_actor(), until=until, count=snooze.get("count"))
+        notify_changes(rt, rows)
         if as_json:
             emit_json(rows)
             return
@@ -292,40 +307,3 @@ def issues_regroup(project_id: int, resume: bool, chunk: int, wait: bool, actor:
             f"{summary['issues_created']} issues created, {summary['merged_away']} merged away"
             + (f", {summary['bodies_missing']} bodies missing" if summary["bodies_missing"] else "")
         )
-
-
-# events show ----------------------------------------------------------------------------------
-@click.group()
-def events() -> None:
-    """Stored events."""
-
-
-@events.command("show")
-@click.argument("project_id", type=int)
-@click.argument("event_id")
-@click.option("--json", "as_json", is_flag=True)
-def events_show(project_id: int, event_id: str, as_json: bool) -> None:
-    """Print a stored event (its body from the KV store) and the issue it belongs to."""
-    from sqlalchemy import select
-
-    from eventpipe.metadata.models import Event
-    from eventpipe.pipeline.keys import body_key
-
-    rt = runtime()
-    event_id = event_id.replace("-", "").lower()
-    with rt.db.session() as s:
-        row = s.execute(select(Event.issue_id, Event.fingerprint, Event.kv_key).where(Event.project_id == project_id, Event.event_id == event_id)).first()
-    raw = rt.store.get(row.kv_key if row else body_key(project_id, event_id))
-    if raw is None:
-        msg = f"no stored event {event_id} in project {project_id}; see `eventpipe issues show ID` for an issue's latest event"
-        if as_json:
-            emit_json({"error": msg})
-        err.print(f"[red]error:[/red] {msg}")
-        sys.exit(3)
-    body = orjson.loads(raw)
-    if as_json:
-        emit_json({"project_id": project_id, "event_id": event_id, "issue_id": row.issue_id if row else None,
-                   "fingerprint": row.fingerprint if row else None, "body": body})
-        return
-    out.print(f"event {event_id} of project {project_id}" + (f", issue {row.issue_id}" if row else " (no event row: not saved yet)"))
-    click.echo(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from eventpipe.issues_cli import default_actor, emit_json, err, finish, friendly_errors, out, runtime
+from eventpipe.cli.issues import default_actor, emit_json, err, finish, friendly_errors, out, runtime
 
 
 @click.group()
@@ -149,10 +149,7 @@ def project_delete(project_id: int, yes: bool, as_json: bool) -> None:
         err.print(f"project {project_id}: {result['status']}")
 
 
-def attach(main: click.Group) -> None:
-    """Add the lifecycle commands to `eventpipe projects` and the `cleanup` group to main."""
-    projects = main.commands.get("projects")
-    if isinstance(projects, click.Group):
-        for command in (fingerprint_rules, project_set, project_delete):
-            projects.add_command(command)
-    main.add_command(cleanup, "cleanup")
+def attach(projects: click.Group) -> None:
+    """Add the lifecycle commands to `eventpipe projects`."""
+    for command in (fingerprint_rules, project_set, project_delete):
+        projects.add_command(command)
