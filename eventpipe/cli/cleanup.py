@@ -26,7 +26,17 @@ def cleanup() -> None:
 def cleanup_run(dry_run: bool, grace_hours: float | None, dead_letter_days: float | None, as_json: bool) -> None:
     """Run every cleanup now: retention sweep (rows, then bodies), orphan bodies, dead letters,
     expired rollups. Orphans are deleted only after being seen twice, --grace-hours apart."""
-    from eventpipe.tasks.cleanup import DEAD_LETTER_DAYS, ORPHAN_GRACE_HOURS, expire_dead_letters, expired_counts, scan_orphans
+    from eventpipe.tasks.cleanup import (
+        DEAD_LETTER_DAYS,
+        ORPHAN_GRACE_HOURS,
+        dead_letters_expire,
+        expire_dead_letters,
+        expired_counts,
+        kv_orphans,
+        retention_sweep,
+        scan_orphans,
+    )
+    from eventpipe.tasks.rollups import expire
 
     rt = runtime()
     grace = ORPHAN_GRACE_HOURS if grace_hours is None else grace_hours
@@ -39,14 +49,14 @@ def cleanup_run(dry_run: bool, grace_hours: float | None, dead_letter_days: floa
     if dry_run:
         report["orphans"] = scan_orphans(rt.db, rt.store, grace=timedelta(hours=grace), dry_run=True)
     else:
-        rt.enqueue("cleanup.retention_sweep")
-        rt.enqueue("cleanup.dead_letters_expire", max_age_days=dl_days)
-        rt.enqueue("rollups.expire")
+        retention_sweep.send(rt)
+        dead_letters_expire.send(rt, max_age_days=dl_days)
+        expire.send(rt)
         report["done"] = finish(rt)
         # orphans last, after the sweep's deletes, inline so its figures can be reported
         report["orphans"] = scan_orphans(rt.db, rt.store, grace=timedelta(hours=grace)) if report["done"] else "queued"
         if not report["done"]:
-            rt.enqueue("cleanup.kv_orphans", grace_hours=grace)
+            kv_orphans.send(rt, grace_hours=grace)
     if as_json:
         emit_json(report)
         return

@@ -73,8 +73,8 @@ def demo(n_events: int, seed: int, submit_only: bool, node: str | None, as_json:
         raise click.UsageError("--submit-only needs a broker (EVENTPIPE_BROKER_URL): the embedded broker lives in this process")
     for pid, (name, _platform) in DEMO_PROJECTS.items():
         ensure_project(rt.db, pid, name)
-    started = time.monotonic()
     events = generate(n_events, seed, now=time.time())
+    started = time.monotonic()
     result = SubmitResult()
     chunk = 1000
     for start in range(0, len(events), chunk):
@@ -82,22 +82,26 @@ def demo(n_events: int, seed: int, submit_only: bool, node: str | None, as_json:
         for offset, ev in enumerate(events[start : start + chunk]):
             by_project[ev.project_id].append((start + offset, ev.payload))
         for pid, items in by_project.items():
-            part = submit_many(rt, pid, [p for _, p in items])
+            part = rt.submitter.submit_many(pid, [p for _, p in items])
             for r in part.rejected:
                 r.index = items[r.index][0]
             result.merge(part)
     submitted = time.monotonic()
     finish_work(rt, len(result.accepted), show_progress=not as_json)
+    processed = time.monotonic()
     if not submit_only:
-        apply_periodic_now(rt)
+        apply_periodic_now(rt)  # flush counters, roll up: the totals below are current
     elapsed = time.monotonic() - started
+    pipeline_s = processed - started
+    distinct = len(set(result.accepted))  # an id resent in a later chunk is absorbed at save
     report: dict[str, Any] = {
-        "accepted": len(result.accepted),
-        "duplicates": len(result.duplicates),
+        "accepted": distinct,
+        "duplicates": len(result.duplicates) + len(result.accepted) - distinct,
         "rejected": result.rejected_by_reason(),
         "submit_seconds": round(submitted - started, 3),
-        "wall_seconds": round(elapsed, 3),
-        "events_per_second": round(n_events / elapsed, 1) if elapsed > 0 else None,
+        "pipeline_seconds": round(pipeline_s, 3),  # submit until every event is processed and saved
+        "wall_seconds": round(elapsed, 3),  # plus the counter flush and rollups
+        "events_per_second": round(n_events / pipeline_s, 1) if pipeline_s > 0 else None,
     }
     if not submit_only:
         report.update(store_totals(rt.db, rt.store))
@@ -112,7 +116,10 @@ def demo(n_events: int, seed: int, submit_only: bool, node: str | None, as_json:
     )
     if not submit_only:
         print_totals(report)
-    out.print(f"{n_events} events in {elapsed:.2f}s ({report['events_per_second']} events/s)", highlight=False)
+    out.print(
+        f"{n_events} events through the pipeline in {pipeline_s:.2f}s ({report['events_per_second']} events/s); "
+        f"{elapsed:.2f}s with the counter flush and rollups", highlight=False,
+    )
 
 
 @command()

@@ -25,7 +25,7 @@ from eventpipe.notify.monitors import UnknownMonitor, record_checkin
 from eventpipe.pipeline.monitors import MonitorError
 
 if TYPE_CHECKING:
-    from eventpipe.runtime import Runtime
+    from eventpipe.tasks.api import TaskContext
 
 _KEY_RE = re.compile(r"sentry_key=([0-9a-fA-F]+)")
 MAX_BODY = 64 * 1024
@@ -67,7 +67,7 @@ def envelope_checkins(raw: bytes) -> list[dict[str, Any]]:
     return out
 
 
-def record_payload(rt: Runtime, project_id: int, slug: str | None, payload: dict[str, Any]) -> dict[str, Any]:
+def record_payload(rt: TaskContext, project_id: int, slug: str | None, payload: dict[str, Any]) -> dict[str, Any]:
     """Record one check-in given as the reference system's payload (``monitor_slug``, ``status``,
     ``check_in_id``, ``duration`` in seconds)."""
     slug = slug or payload.get("monitor_slug")
@@ -84,7 +84,7 @@ def record_payload(rt: Runtime, project_id: int, slug: str | None, payload: dict
     )
 
 
-def checkin_routes(rt: Runtime) -> list[Route]:
+def checkin_routes(rt: TaskContext) -> list[Route]:
     """Routes for the ingest app: ``app.routes.extend(checkin_routes(rt))`` or ``Starlette(routes=[…])``."""
 
     def project_key(project_id: int) -> str | None:

@@ -281,8 +281,9 @@ def create_app(rt: Runtime, *, rate_per_project: float = 1000.0, burst: float = 
             for payload in envelope_checkins(raw):
                 try:
                     await run_in_threadpool(record_payload, rt, project_id, None, payload)
-                except EventpipeError as exc:
-                    raise Rejected(400, "invalid_checkin", str(exc)) from None
+                    count_items("check_in", "recorded")
+                except EventpipeError:  # no such monitor: the SDK is not told off (never a 4xx), it is dropped
+                    count_items("check_in", "unknown_monitor")
         if not env.events and not env.attachments and not env.other_items and any(k in env.header for k in _EVENT_KEYS):
             return await handle_event_json(project_id, env.header, client)  # a plain JSON event
         return await handle_envelope(project_id, env, client)

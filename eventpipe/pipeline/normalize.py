@@ -152,6 +152,12 @@ def normalize_event_id(value: Any) -> str:
         raise InvalidEvent("invalid_event_id", "event_id", f"expected 32 hex digits or a UUID, got {value[:64]!r}") from None
 
 
+def event_id_of(data: dict[str, Any]) -> str:
+    """The id :func:`normalize_event` gives this event (a bad one replaced by an id derived from
+    it): ingest needs only this, and leaves the rest of normalization to the processing stage."""
+    return _event_id(data.get("event_id"), [])
+
+
 def _event_id(value: Any, errors: list[dict[str, str]]) -> str:
     try:
         return normalize_event_id(value)

@@ -105,12 +105,14 @@ def test_every_event_flood_is_one_email_per_window(make_runtime, db_url, smtp_se
     and webhook) and an every-event rule (email) -> a handful of emails, each issue once per
     digest, 3 webhooks, no duplicates."""
     rt = notify_runtime(make_runtime, db_url, smtp_server)
+    # the full flood on SQLite; Postgres runs the same path with a tenth (CI time, same assertions)
+    flood = FLOOD if db_url.startswith("sqlite") else max(1, FLOOD // 10)
     ensure_project(rt.db, 1, "api")
     add_rule(rt.db, 1, "first_seen", emails=["dev@example.com"], webhooks=[webhook_receiver.url])
     add_rule(rt.db, 1, "every_event", emails=["oncall@example.com"], throttle_minutes=0)
     kinds = ("KeyError", "ValueError", "OSError")
-    for start in range(0, FLOOD, 2000):
-        batch = [crash(kinds[i % 3], i) for i in range(start, min(FLOOD, start + 2000))]
+    for start in range(0, flood, 2000):
+        batch = [crash(kinds[i % 3], i) for i in range(start, min(flood, start + 2000))]
         assert len(submit_many(rt, 1, batch).accepted) == len(batch)
         rt.broker.run_until_idle()
         hand_over(rt)
@@ -129,9 +131,9 @@ def test_every_event_flood_is_one_email_per_window(make_runtime, db_url, smtp_se
             titles = issues_in(m)
             assert len(titles) == len(set(titles)) <= 3  # each issue once per digest
     assert len({t for m in msgs if m["To"] == "dev@example.com" for t in issues_in(m)}) == 3
-    assert records == FLOOD + 3  # every event notified once (every_event) + 3 first-seen
+    assert records == flood + 3  # every event notified once (every_event) + 3 first-seen
     assert len(webhook_receiver.received) == 3 and len(set(webhook_receiver.deliveries())) == 3
-    print(f"\nflood: events={FLOOD} emails={len(msgs)} digests={digests} webhooks={len(webhook_receiver.received)} "
+    print(f"\nflood: events={flood} emails={len(msgs)} digests={digests} webhooks={len(webhook_receiver.received)} "
           f"duplicates={len(keys) - len(set(keys))}")
 
 

@@ -130,6 +130,9 @@ def sign_in(driver: Any, console: Console, name: str, password: str | None = Non
     driver.find_element(By.ID, "username").send_keys(name)
     driver.find_element(By.ID, "password").send_keys(password if password is not None else console.passwords[name])
     driver.find_element(By.ID, "sign-in").click()
+    # wait for the answer: navigating away before it arrives would cancel the sign-in
+    wait_until(lambda: "/login" not in driver.current_url or driver.find_elements(By.ID, "login-error"), 60,
+               "the sign-in answer")
 
 
 def post_from_page(driver: Any, path: str, fields: dict[str, str]) -> tuple[int, str]:
