@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from rich.console import Console
 
 from .report import markdown, print_table
-from .scenarios import SCENARIOS, Row, World
+from .registry import SCENARIOS
+from .scenarios import Row, World
 from .servers import REPO, Deployment
 
 
