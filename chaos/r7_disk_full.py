@@ -27,22 +27,23 @@ from .load import Traffic, counter_excess
 from .scenarios import Row, World
 from .servers import REPO, free_port
 
-SIZE = "8m"
-FULL_S = 20.0  # seconds the disk stays full
+SIZE = "16m"
+FULL_S = 15.0  # seconds the disk stays full
 AFTER_S = 10.0  # traffic after the space is freed
 SETTLE_S = 60.0
 
 
 def _env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTPIPE_")}
+    # default retry backoffs (1 s doubling, 5 retries: ~30 s), so work accepted before the disk
+    # filled outlasts the 15 s it stays full
     env.update({"PYTHONPATH": str(REPO), "EVENTPIPE_HOME": str(home), "EVENTPIPE_LOG_LEVEL": "WARNING",
-                "EVENTPIPE_MIN_BACKOFF_MS": "200", "EVENTPIPE_MAX_BACKOFF_MS": "2000",
                 "EVENTPIPE_SHUTDOWN_GRACE_SECONDS": "5"})
     return env
 
 
 def _padded(rnd: random.Random, event_id: str) -> tuple[bytes, dict[str, str]]:
-    pad = "".join(rnd.choice("abcdefghij ") for _ in range(1500))
+    pad = "".join(rnd.choice("abcdefghij ") for _ in range(500))
     return (b'{"event_id":"%s","message":"disk full %d","level":"error","platform":"python","extra":{"pad":"%s"}}'
             % (event_id.encode(), rnd.randrange(7), pad.encode())), {}
 

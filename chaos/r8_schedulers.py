@@ -37,6 +37,9 @@ def r8_schedulers(world: World) -> Row:
     row = Row("R8", "3 schedulers, random kill -9 and restarts for 150 s, a job firing every second")
     dep = world.dep
     env = dep.env(EVENTPIPE_TASK_MODULES="chaos.ticktask", EVENTPIPE_REDIS_URL=f"redis://127.0.0.1:{dep.redis_port}/1")
+    res = dep.cli("db", "upgrade", "--json")
+    if res.returncode != 0:
+        raise RuntimeError(f"db upgrade failed: {res.stdout[-500:]}{res.stderr[-1500:]}")
     with world.engine.begin() as conn:
         conn.execute(sa.text(TABLE_DDL))
         conn.execute(sa.text("TRUNCATE chaos_ticks"))
