@@ -10,11 +10,10 @@ import time
 from pathlib import Path
 
 import sqlalchemy as sa
-
 from rich.console import Console
 
-from .report import markdown, print_table
 from .registry import SCENARIOS
+from .report import markdown, print_table
 from .scenarios import Row, World
 from .servers import REPO, Deployment
 

@@ -118,16 +118,13 @@ def r8_schedulers(world: World) -> Row:
     row.recover_s = late.total_seconds() if late is not None else None
     row.bad = crashed
     row.notes += [
-        f"{kills} kills, {restarts} restarts over {RUN_S:.0f} s; claims in Redis, catch-up policy 'all' "
-        f"(every missed slot fires once a scheduler is back): expected missed slots 0",
-        f"requests = one-second slots from the first fired slot ({first:%H:%M:%S} UTC) to the end of the kills; "
-        f"accepted = slots recorded fired in schedule_slots; stored = slots whose task ran; lost = missed slots; "
-        f"dup rows = extra messages for one slot (double fires); dup counts = extra schedule_slots records; "
-        f"recover s = the latest any slot's task ran after its slot time (a killed scheduler's claims wait for "
-        f"their {LEASE_S:.0f} s lease); all slots in within {settled_s:.0f} s of the last restart" if first else
-        "no slot fired at all",
-        f"{unrecorded_msgs} task runs whose message is not the one schedule_slots recorded; "
-        f"'fired twice' logged {twice} times; schedulers that exited by themselves: {crashed}",
+        (f"{kills} kills, {restarts} restarts over {RUN_S:.0f} s; claims in Redis, catch-up policy 'all' "
+         "(every missed slot fires once a scheduler is back): expected missed slots 0"),
+        (f"slots from {first:%H:%M:%S} UTC (the first fired) to the end of the kills, all in within "
+         f"{settled_s:.0f} s of the last restart; recover s = the latest any slot's task ran after its slot "
+         f"time (a killed scheduler's claims wait for their {LEASE_S:.0f} s lease)") if first else "no slot fired at all",
+        (f"{unrecorded_msgs} task runs whose message is not the one schedule_slots recorded; "
+         f"'fired twice' logged {twice} times; schedulers that exited by themselves: {crashed}"),
     ]
     if missing:
         row.notes.append("missed slots: " + ", ".join(f"{s:%H:%M:%S}" for s in missing[:20]))

@@ -96,8 +96,8 @@ def markdown(rows: list[Row], *, repo: Path, settings: str, previous: str = "") 
     lines += [table[k] for k in sorted(table, key=lambda k: int(k[1:]))]
     lines.append("")
     if kept:
-        lines += [f"Rows {', '.join(sorted(kept, key=lambda k: int(k[1:])))} are from an earlier run ({stamp}); "
-                  f"the others from this one.", ""]
+        older = ", ".join(sorted(kept, key=lambda k: int(k[1:])))
+        lines += [f"Rows {older} are from an earlier run ({stamp}); the others from this one.", ""]
     by: dict[str, list[str]] = {r.scenario: [f"- {r.scenario}: {note}" for note in r.notes] for r in rows}
     by.update(kept_notes)
     notes = [n for k in sorted(by, key=lambda k: int(k[1:])) for n in by[k]]

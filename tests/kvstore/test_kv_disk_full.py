@@ -22,7 +22,7 @@ def test_full_database_is_unavailable_with_its_reason_and_recovers(tmp_path: Pat
     store = SQLiteStore(f"sqlite:///{tmp_path / 'bodies.sqlite3'}")
     try:
         store.put("first", b"kept")
-        conn = store._conn()  # noqa: SLF001 - the pragma is per connection: this thread's
+        conn = store._conn()
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
         conn.execute(f"PRAGMA max_page_count = {pages + 2}")
 
