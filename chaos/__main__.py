@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 
 import sqlalchemy as sa
-
 from rich.console import Console
 
+from .registry import SCENARIOS
 from .report import markdown, print_table
-from .scenarios import SCENARIOS, Row, World
+from .scenarios import Row, World
 from .servers import REPO, Deployment
 
 
@@ -68,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = (f"{args.rate:.0f} events/s from {args.clients} clients for {args.duration:.0f} s per scenario, "
                 f"{args.nodes} RabbitMQ node(s), 2 worker processes x 4 threads")
     if args.out:
-        Path(args.out).write_text(markdown(rows, repo=REPO, settings=settings))
+        out = Path(args.out)
+        previous = out.read_text() if out.exists() else ""
+        out.write_text(markdown(rows, repo=REPO, settings=settings, previous=previous))
         print(f"written to {args.out} ({time.monotonic() - t0:.0f} s in all)")
     clean = all(r.lost == 0 and r.dup_rows == 0 and not r.dup_counts and r.bad == 0 and r.accepted > 0 for r in rows)
     return 0 if clean else 1

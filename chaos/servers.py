@@ -106,10 +106,11 @@ class Deployment:
         return subprocess.run([sys.executable, "-m", "eventpipe.cli", *args], env=self.env(), cwd=self.base,
                               capture_output=True, text=True, timeout=timeout)
 
-    def spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        """A long-running eventpipe command (own process group), its output in ``<name>.log``."""
+    def spawn(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """A long-running eventpipe command (own process group), its output in ``<name>.log``;
+        ``env`` replaces the deployment's environment (default :meth:`env`)."""
         with open(self.base / f"{name}.log", "ab") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "eventpipe.cli", *args], env=self.env(), cwd=self.base,
+            proc = subprocess.Popen([sys.executable, "-m", "eventpipe.cli", *args], env=env or self.env(), cwd=self.base,
                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append(proc)
         return proc

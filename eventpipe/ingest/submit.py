@@ -1,7 +1,9 @@
 """Accepting events: validate, store the bodies, publish references — per batch, not per event.
 
 Guarantees: an event reported *accepted* had its message confirmed by the broker (or, in the
-embedded mode, queued in-process). A failure to publish raises :class:`SubmitError` and reports
+embedded mode, its body written to the store and its message queued in-process: with the body
+store failing, e.g. a full disk, the embedded mode refuses the events instead of carrying the
+bodies in memory). A failure to publish raises :class:`SubmitError` and reports
 nothing accepted, so the caller can resend the same event ids.
 
 Cost: no SQL transaction per request. The project check reads a cache (refreshed every few
@@ -142,7 +144,12 @@ class Submitter:
         try:
             self.ctx.store.put_many(bodies)
             task, items = process, refs
-        except KVUnavailable:
+        except KVUnavailable as exc:
+            if self.ctx.settings.embedded:
+                # The embedded broker is in memory: a body carried in its message would live only
+                # as long as this process (and the store is usually on the same, full, disk).
+                error = SubmitError(f"the body store cannot take the events ({exc}); nothing was accepted, resend them")
+                return [error if results[n].accepted else results[n] for n in range(len(batches))]
             # The body store is down: carry each body in its message once; events.store_blob retries it.
             task = store_blob
             items = [{**ref, "body": bodies[body_key(ref["project_id"], ref["event_id"])].decode()} for ref in refs]

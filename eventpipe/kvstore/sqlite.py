@@ -181,7 +181,13 @@ class SQLiteStore:
                 conn.executemany(sql, rows)
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                # SQLite rolls back by itself on some errors (a full disk: SQLITE_FULL); a second
+                # ROLLBACK would fail and replace the real reason with "no transaction is active".
+                if conn.in_transaction:
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass  # the original error is the one to report
                 raise
 
     def exists(self, key: str) -> bool:

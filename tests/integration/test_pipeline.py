@@ -6,6 +6,7 @@ import time
 import uuid
 
 import orjson
+import pytest
 from sqlalchemy import func, select, update
 
 from eventpipe.ingest.submit import submit_many
@@ -128,12 +129,8 @@ def test_unknown_project_and_bad_events_affect_nothing_else(make_runtime):
     assert count(rt, Event) == 1
 
 
-def test_body_store_outage_at_ingest_goes_through_store_blob(make_runtime, tmp_path):
-    """With the body store unwritable, ingest carries the body to events.store_blob, which
-    retries until the store is back; nothing is lost."""
-    kv_dir = tmp_path / "kv"
-    rt = make_runtime(kv_url=f"file://{kv_dir}", min_backoff_ms=50, max_backoff_ms=200)
-    ensure_project(rt.db, 1, "api")
+def _break_store(kv_dir):
+    """Make a file:// body store unwritable (also for root: its folder replaced by a file)."""
     kv_dir.chmod(0o500)
     probe = kv_dir / "probe"
     try:
@@ -143,23 +140,59 @@ def test_body_store_outage_at_ingest_goes_through_store_blob(make_runtime, tmp_p
     except PermissionError:
         writable_as_root = False
     if writable_as_root:
-        # root ignores permissions: make the store unreachable by replacing its folder with a file
-        kv_dir.chmod(0o700)
         import shutil
 
+        kv_dir.chmod(0o700)
         shutil.rmtree(kv_dir)
         kv_dir.write_bytes(b"")
+
+
+def _heal_store(kv_dir):
+    if kv_dir.is_file():
+        kv_dir.unlink()
+    kv_dir.mkdir(exist_ok=True)
+    kv_dir.chmod(0o700)
+
+
+def test_body_store_outage_at_embedded_ingest_refuses_the_events(make_runtime, tmp_path):
+    """Embedded mode, body store unwritable (e.g. the home's disk is full, chaos R7): ingest
+    refuses with SubmitError (HTTP 503 + Retry-After) instead of carrying the bodies in the
+    in-memory broker, where a restart or exhausted retries would lose events reported accepted."""
+    from eventpipe.ingest.submit import SubmitError
+
+    kv_dir = tmp_path / "kv"
+    rt = make_runtime(kv_url=f"file://{kv_dir}", min_backoff_ms=50, max_backoff_ms=200)
+    ensure_project(rt.db, 1, "api")
+    _break_store(kv_dir)
+    with pytest.raises(SubmitError, match="nothing was accepted"):
+        submit_many(rt, 1, [crash()])
+    rt.broker.run_until_idle()
+    assert count(rt, Event) == 0
+    _heal_store(kv_dir)
     event = crash()
-    result = submit_many(rt, 1, [event])
-    assert result.accepted == [event["event_id"]] and result.deferred_bodies == 1
+    assert submit_many(rt, 1, [event]).accepted == [event["event_id"]]
+    rt.broker.run_until_idle()
+    assert count(rt, Event) == 1
+
+
+def test_store_blob_retries_until_the_body_store_is_back(make_runtime, tmp_path):
+    """events.store_blob (what ingest publishes with the body when the store is down and the broker
+    is durable) retries until the store is back; nothing is lost."""
     import threading
+
+    from eventpipe.tasks.events import store_blob
+
+    kv_dir = tmp_path / "kv"
+    rt = make_runtime(kv_url=f"file://{kv_dir}", min_backoff_ms=50, max_backoff_ms=200)
+    ensure_project(rt.db, 1, "api")
+    _break_store(kv_dir)
+    event = crash()
+    rt.enqueue_many(store_blob, [{"project_id": 1, "event_id": event["event_id"], "received": time.time(),
+                                  "body": orjson.dumps(event).decode()}])
 
     def heal() -> None:
         time.sleep(0.5)
-        if kv_dir.is_file():
-            kv_dir.unlink()
-        kv_dir.mkdir(exist_ok=True)
-        kv_dir.chmod(0o700)
+        _heal_store(kv_dir)
 
     threading.Thread(target=heal).start()
     rt.broker.run_until_idle()
