@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from eventpipe.kvstore import open_raw_store, open_store
-from eventpipe.kvstore.servers import RedisClusterServers, SeaweedFS
+from eventpipe.testing.servers import RedisClusterServers, SeaweedFS
 
 PG_URL = os.environ.get("EVENTPIPE_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("EVENTPIPE_BENCH_REDIS", "redis://127.0.0.1:6379/0")

@@ -134,9 +134,9 @@ def test_rule_matching() -> None:
 
 @pytest.fixture
 def embedded(make_runtime: Any) -> Any:
-    import tests.ops.ops_tasks  # noqa: F401 - wires the ops middleware before the runtime is built
+    import tests.support.ops_tasks  # noqa: F401 - wires the ops middleware before the runtime is built
 
-    return make_runtime(task_modules=["tests.ops.ops_tasks"])
+    return make_runtime(task_modules=["tests.support.ops_tasks"])
 
 
 def test_killswitch_middleware_drops_only_matching_messages_and_counts_them(embedded: Any) -> None:
@@ -239,7 +239,7 @@ def test_ops_cli_in_embedded_mode(embedded: Any, monkeypatch: pytest.MonkeyPatch
     from eventpipe.cli.ops import ops
 
     monkeypatch.setenv("EVENTPIPE_HOME", str(tmp_path / ".eventpipe"))
-    monkeypatch.setenv("EVENTPIPE_TASK_MODULES", "tests.ops.ops_tasks")
+    monkeypatch.setenv("EVENTPIPE_TASK_MODULES", "tests.support.ops_tasks")
     from eventpipe.config import get_settings
     from eventpipe.runtime import reset_runtime
 
