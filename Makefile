@@ -24,9 +24,9 @@ demo: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/pytest -q -p no:cacheprovider
 
-## Unit tests only: no services.
+## Tests that need no server (markers come from the fixtures a test uses, see tests/conftest.py).
 test-fast: $(BIN)/.installed
-	$(BIN)/pytest -q tests/unit
+	$(BIN)/pytest -q -p no:cacheprovider -m "not services"
 
 ## Benchmarks side by side with raw pika, plain Dramatiq and Celery.
 bench: $(BIN)/.installed

@@ -59,10 +59,6 @@ FIXTURE_MARKERS: dict[str, tuple[str, ...]] = {
 SERVICE_MARKERS = ("postgres", "redis", "rabbitmq", "slow")
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "services: needs a server (any of postgres, redis, rabbitmq, slow)")
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark each test by the services its fixtures need; ``services`` on any test that needs one."""
     for item in items:
