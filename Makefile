@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 EVENTS ?= 10000
 SEED ?= 1
 
-.PHONY: demo test test-fast bench install clean
+.PHONY: demo test test-fast bench chaos install clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ test-fast: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/python -m benchmarks all
+
+## Fault injection under HTTP traffic (a few minutes; not part of `make test`): starts its own
+## Postgres and three RabbitMQ nodes on loopback, prints one table, writes docs/reliability.md.
+chaos: $(BIN)/.installed
+	$(BIN)/python -m chaos
 
 clean:
 	rm -rf .eventpipe $(VENV) *.egg-info

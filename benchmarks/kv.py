@@ -43,6 +43,8 @@ from typing import Any
 from eventpipe.kvstore import open_raw_store, open_store
 from eventpipe.testing.servers import RedisClusterServers, SeaweedFS
 
+CODEC_SECTION = "## Codec: zstd level, dictionary, raw threshold"  # kept when this report is rewritten
+
 PG_URL = os.environ.get("EVENTPIPE_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("EVENTPIPE_BENCH_REDIS", "redis://127.0.0.1:6379/0")
 BATCH = 100
@@ -549,7 +551,11 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps([r.__dict__ for r in rows + extra], indent=2) if args.json else report)
     if not args.no_write:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(report)
+        out = Path(args.out)
+        previous = out.read_text() if out.exists() else ""
+        if CODEC_SECTION in previous:  # written by `python -m benchmarks.codec`'s measurement: keep it
+            report += "\n" + previous[previous.index(CODEC_SECTION):]
+        out.write_text(report)
         log(f"wrote {args.out}")
     return 0
 

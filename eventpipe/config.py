@@ -180,8 +180,10 @@ def load_settings(**overrides: Any) -> Settings:
 
 def _redact(value: Any) -> Any:
     """Credentials in URLs never reach an error message or a log."""
+    from eventpipe.queues.nodes import redact_url
+
     if isinstance(value, str):
-        return re.sub(r"://[^/@\s]*@", "://***@", value)
+        return redact_url(value)
     if isinstance(value, list):
         return [_redact(v) for v in value]
     return value

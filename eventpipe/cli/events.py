@@ -24,8 +24,11 @@ if TYPE_CHECKING:
     from eventpipe.runtime import Runtime
 
 
-def finish_embedded(rt: Runtime, expected: int, *, show_progress: bool) -> None:
-    """Embedded mode: run the in-process workers until every queue is empty, with a progress bar."""
+def finish_work(rt: Runtime, expected: int, *, show_progress: bool) -> None:
+    """Run what was just enqueued to completion where the broker lives in this process (the
+    embedded mode), with a progress bar; with RabbitMQ the workers elsewhere do it."""
+    if not rt.broker.in_process:
+        return
     start = totals(rt.db)["events_stored"]
     with Progress(TextColumn("processing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
                   disable=not show_progress) as bar:
@@ -65,7 +68,7 @@ def demo(n_events: int, seed: int, submit_only: bool, node: str | None, as_json:
     rt = open_rt()
     if node:
         rt.pin_node(node)
-    if submit_only and rt.settings.embedded:
+    if submit_only and rt.broker.in_process:
         raise click.UsageError("--submit-only needs a broker (EVENTPIPE_BROKER_URL): the embedded broker lives in this process")
     for pid, (name, _platform) in DEMO_PROJECTS.items():
         ensure_project(rt.db, pid, name)
@@ -83,8 +86,7 @@ def demo(n_events: int, seed: int, submit_only: bool, node: str | None, as_json:
                 r.index = items[r.index][0]
             result.merge(part)
     submitted = time.monotonic()
-    if rt.settings.embedded:
-        finish_embedded(rt, len(result.accepted), show_progress=not as_json)
+    finish_work(rt, len(result.accepted), show_progress=not as_json)
     if not submit_only:
         apply_periodic_now(rt)
     elapsed = time.monotonic() - started
@@ -150,8 +152,8 @@ def send(files: tuple[Path, ...], project_id: int | None, node: str | None, as_j
                 "rejected": [{"index": r.index, "reason": r.reason, "field": r.field, "detail": r.detail} for r in result.rejected],
             }
         )
-    if rt.settings.embedded and accepted:
-        finish_embedded(rt, accepted, show_progress=not as_json)
+    if accepted:
+        finish_work(rt, accepted, show_progress=not as_json)
     if as_json:
         emit_json({"files": report, "accepted": accepted})
     else:

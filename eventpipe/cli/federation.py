@@ -60,17 +60,26 @@ def federation() -> None:
               help="logical queue to federate (repeatable); default: every queue of the task catalogue")
 @click.option("--prefetch", type=click.IntRange(1, 65535), default=fed.DEFAULT_LINK_PREFETCH, show_default=True,
               help="federation link prefetch; lower means fewer messages bounce between idle nodes")
+@click.option("--wait", "wait_s", type=click.FloatRange(0), default=fed.DEFAULT_LINK_WAIT_S, show_default=True,
+              help="seconds to wait for every federation link to run (0: do not wait)")
 @json_option
-def setup(queues: tuple[str, ...], prefetch: int, as_json: bool) -> None:
-    """Declare every task queue on every node, then create or extend the federation mesh.
+def setup(queues: tuple[str, ...], prefetch: int, wait_s: float, as_json: bool) -> None:
+    """Declare every task queue on every node, create or extend the federation mesh, and wait
+    until its links run; exits 1 with each broken link's reason and fix when they do not.
 
     Idempotent: a second run changes nothing and says "unchanged".
     """
     amqp, mgmt, topology = _nodes()
     logical = sorted(set(queues)) if queues else catalogue_queues()
     result = fed.setup(amqp, mgmt, topology, logical, prefetch=prefetch)
+    links: fed.StatusResult | None = None
+    if wait_s > 0 and len(result.nodes) > 1:
+        if not as_json:
+            click.echo(f"waiting up to {wait_s:.0f}s for the federation links to run...", err=True)
+        links = fed.wait_links(amqp, mgmt, topology, timeout_s=wait_s)
+    running = sum(len(n.links) for n in links.nodes) if links else None
     if as_json:
-        emit_json(result.to_dict())
+        emit_json({**result.to_dict(), "links_running": running})
         return
     rows = []
     for node in result.nodes:
@@ -82,7 +91,8 @@ def setup(queues: tuple[str, ...], prefetch: int, as_json: bool) -> None:
         rows.append([node.node, node.count("queue", "created"), ups, pol, "yes" if node.changed else "no"])
     out.print(table(["node", "queues created", "upstreams", "policy", "changed"], rows,
                     title=f"federation setup ({topology.prefix}*, link prefetch {prefetch})"))
-    out.print(f"federation: [bold]{result.summary}[/bold] ({len(result.federated_queues)} federated queues)")
+    out.print(f"federation: [bold]{result.summary}[/bold] ({len(result.federated_queues)} federated queues"
+              + (f", {running} links running)" if running is not None else ")"))
 
 
 @federation.command("status")

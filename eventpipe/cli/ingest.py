@@ -23,17 +23,8 @@ def serve(host: str, port: int, rate: float) -> None:
     from eventpipe.ingest.server import create_app
 
     rt = open_rt()
-    worker = None
-    if rt.settings.embedded:
-        import dramatiq
-
-        worker = dramatiq.Worker(rt.broker, worker_threads=4)
-        worker.start()
-    try:
+    with rt.broker.workers(threads=4):  # the embedded broker's workers run in this process
         uvicorn.run(create_app(rt, rate_per_project=rate, burst=rate * 2), host=host, port=port, log_level="warning")
-    finally:
-        if worker is not None:
-            worker.stop()
 
 
 __all__ = ["ingest"]

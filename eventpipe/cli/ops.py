@@ -218,7 +218,19 @@ def rebalance(dry_run: bool, factor: float, min_move: int, as_json: bool) -> Non
             t.add_row(m.queue, m.src, m.dst, str(m.count), m.why)
         out.print(t if moves else "nothing to move: backlogs are within the factor of the mean")
 
-    result = run(rt, dry_run=dry_run, factor=factor, min_move=min_move, on_plan=show_plan)
+    if as_json or dry_run:
+        result = run(rt, dry_run=dry_run, factor=factor, min_move=min_move, on_plan=show_plan)
+    else:  # progress while the shovels move (each fails within seconds when it cannot run)
+        with Progress(TextColumn("rebalancing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=err) as bar:
+            task = bar.add_task("rebalance", total=None)
+
+            def planned(moves: list[Any]) -> None:
+                show_plan(moves)
+                bar.update(task, total=sum(m.count for m in moves) or None)
+
+            result = run(rt, factor=factor, min_move=min_move, on_plan=planned,
+                         on_progress=lambda n: bar.advance(task, n))
     if as_json:
         emit_json(result)
     elif not dry_run and result["plan"]:

@@ -138,7 +138,7 @@ def scheduler(once: bool, poll_s: float, scheduler_id: str | None, as_json: bool
 
     # The embedded broker lives inside this process: with no workers here, what the scheduler
     # publishes would vanish with the process. So in embedded mode this command also runs them.
-    embedded = rt.settings.embedded
+    embedded = rt.broker.in_process
     if once:
         try:
             result = sched.tick()

@@ -7,8 +7,9 @@ import sys
 import click
 
 from eventpipe.config import get_settings
-from eventpipe.queues.worker import PoolConfig, select_queues, supervise
+from eventpipe.queues.nodes import node_name, normalize_node_name
 from eventpipe.tasks.api import load_catalogue
+from eventpipe.worker import PoolConfig, select_queues, supervise
 
 from ._common import command
 
@@ -39,6 +40,11 @@ def worker(queues: str, processes: int | None, threads: int | None, prefetch: in
         select_queues(patterns, load_catalogue(settings.task_modules).queues())
     except ValueError as exc:  # a pattern matches no declared queue
         raise click.UsageError(str(exc)) from None
+    configured = [node_name(u) for u in settings.amqp_urls]
+    wanted = [normalize_node_name(n) for n in (list(nodes) or list(settings.consume_nodes))]
+    unknown = [n for n in wanted if n not in configured]
+    if unknown:
+        raise click.UsageError(f"--node {', '.join(unknown)} is not a configured node; configured: {', '.join(configured)}")
     pool = PoolConfig(
         name=pool_name or "",
         queues=patterns,
@@ -48,7 +54,7 @@ def worker(queues: str, processes: int | None, threads: int | None, prefetch: in
         recycle_tasks=settings.worker_recycle_tasks,
         recycle_rss_mb=settings.worker_recycle_rss_mb,
         grace_s=settings.shutdown_grace_seconds,
-        nodes=list(nodes) or list(settings.consume_nodes),
+        nodes=wanted,
     )
     click.echo(
         f"worker pool {pool.name or '(cli)'}: queues {', '.join(pool.queues) or 'all'}, "

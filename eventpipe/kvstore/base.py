@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Protocol, runtime_checkable
 
 from eventpipe.errors import EventpipeError
+from eventpipe.queues.nodes import redact_url  # noqa: F401 - the one redaction, re-exported for the stores
 
 
 #: keys under this prefix are eventpipe's bookkeeping (migration checkpoints), not event bodies
@@ -61,11 +62,6 @@ def check_key(key: str) -> str:
     if not isinstance(key, str) or not _KEY_RE.match(key) or ".." in key or key.endswith("/"):
         raise KVBadKey(f"invalid key {key!r}: use letters, digits and _.:-/ (no '..', no leading or trailing '/')")
     return key
-
-
-def redact_url(url: str) -> str:
-    """Strip credentials from a URL so it can appear in errors and logs."""
-    return re.sub(r"://[^/@]*@", "://***@", url)
 
 
 @runtime_checkable

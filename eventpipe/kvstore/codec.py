@@ -1,8 +1,16 @@
 """Body framing: optional zstd compression plus a checksum, with a header so old bodies still read.
 
-Frame layout: ``b"EPK1"`` magic, one flags byte (bit 0: zstd), 4-byte big-endian CRC32 of the
-*uncompressed* payload, then the payload. Bytes that do not start with the magic are returned as
-they are, so bodies written before framing existed (or by another tool) still read.
+Frame layout: ``b"EPK1"`` magic, one format byte (flags; bit 0: zstd, 0: stored raw), 4-byte
+big-endian CRC32 of the *uncompressed* payload, then the payload. Bytes that do not start with the
+magic are returned as they are, so bodies written before framing existed (or by another tool)
+still read. Decoding does not depend on the level a body was written with: every body written
+since framing existed (level 3 until 2026-11) still reads.
+
+Level and threshold are chosen by measurement (``python -m benchmarks.codec``, figures in
+docs/benchmarks-kv.md): on event bodies zstd level 1 stores within 4 % of level 3's size for
+35-45 % less CPU per put, so level 1. Bodies under 512 bytes are stored raw: zstd saves 10-30 %
+of so little that the CPU is not worth it. A dictionary would shrink 1 KB events six-fold, but
+only one trained on the same shapes; bodies from users' SDKs vary, so none is shipped.
 """
 
 from __future__ import annotations
@@ -19,7 +27,8 @@ from .base import KeyValueStore, KVCorrupt
 MAGIC = b"EPK1"
 FLAG_ZSTD = 0x01
 _HEADER = struct.Struct(">4sBI")
-COMPRESS_MIN_BYTES = 256  # below this zstd's frame overhead outweighs the gain
+ZSTD_LEVEL = 1
+COMPRESS_MIN_BYTES = 512  # below this zstd saves 10-30 % of a few hundred bytes: stored raw
 
 _local = threading.local()
 
@@ -28,7 +37,7 @@ def _zstd() -> tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor]:
     # zstd contexts are not thread-safe; one pair per thread keeps them allocation-free on the hot path.
     pair = getattr(_local, "pair", None)
     if pair is None:
-        pair = (zstandard.ZstdCompressor(level=3), zstandard.ZstdDecompressor())
+        pair = (zstandard.ZstdCompressor(level=ZSTD_LEVEL), zstandard.ZstdDecompressor())
         _local.pair = pair
     return pair
 

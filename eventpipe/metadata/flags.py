@@ -108,7 +108,7 @@ def open_queue(db: Any, queue: str) -> bool:
     return bool(n)
 
 
-# Pauses (workers follow the queue_pauses table, eventpipe.queues.worker) ---------------------------
+# Pauses (workers follow the queue_pauses table, eventpipe.worker) ---------------------------
 def pause_queue(db: Any, queue: str, reason: str = "") -> bool:
     with db.session() as s:
         n = insert_ignore(s, QueuePause, [{"queue": queue, "paused_at": utcnow(), "reason": reason}], ["queue"])

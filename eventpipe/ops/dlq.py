@@ -26,7 +26,9 @@ from eventpipe.queues.declare import WORK_ARGS
 from eventpipe.queues.management import BrokerNode, ManagementError
 from eventpipe.queues.topology import Topology
 
-from .nodes import OpsError, classify, connect
+from eventpipe.queues.nodes import connect
+
+from .nodes import OpsError
 
 H = "x-eventpipe-"
 RESET_OPTIONS = ("retries", "failures", "last_error", "last_traceback", "traceback", "_eventpipe_requeue")
@@ -128,7 +130,7 @@ def dlq_names(node: BrokerNode, topology: Topology, logical: Sequence[str]) -> l
     when the management API is down)."""
     try:
         with node.client(timeout=5.0) as mc:
-            return sorted(q.name for q in mc.queues(node.vhost) if classify(topology, q.name).kind == "dlq")
+            return sorted(q.name for q in mc.queues(node.vhost) if topology.classify(q.name).kind == "dlq")
     except ManagementError:
         return sorted(topology.dead_letter(q) for q in logical)
 
@@ -208,7 +210,7 @@ def _walk_queue(conn: pika.BlockingConnection, node: BrokerNode, topology: Topol
             method, props, body = reader.basic_get(dlq, auto_ack=False)
             if method is None:
                 break
-            view = _view(index, node.host_port, dict(props.headers or {}), body, classify(topology, dlq).logical)
+            view = _view(index, node.host_port, dict(props.headers or {}), body, topology.classify(dlq).logical)
             index += 1
             if not flt.matches(view):
                 continue
@@ -297,7 +299,7 @@ def walk(rt: Any, flt: Filter, *, action: str = "list") -> Outcome:
     """List, replay or purge the dead letters matching ``flt`` wherever this deployment keeps them:
     the ``dead_letters`` table in the embedded mode, every node's DLQs with RabbitMQ. Replayed
     work in the embedded mode runs here and now, or it would vanish with the process."""
-    if rt.settings.embedded:
+    if rt.broker.in_process:  # its dead letters are kept in SQL, since its queues die with the process
         result = sql_walk(rt, flt, action=action)
         if action == "replay" and result.replayed:
             rt.broker.run_until_idle()

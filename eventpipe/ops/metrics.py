@@ -46,8 +46,10 @@ class QueueCollector:
         self.rt = rt
 
     def collect(self) -> Any:
+        from eventpipe.queues.nodes import connect, queue_depth
+
         from .dlq import dlq_names
-        from .nodes import connect, nodes_for, ready_count
+        from .nodes import nodes_for
         from .status import collect
 
         labels = ["queue", "node"]
@@ -79,7 +81,7 @@ class QueueCollector:
                     continue
                 try:
                     for name in dlq_names(node, self.rt.topology, logical):
-                        n = ready_count(conn, name)
+                        n = queue_depth(conn, name)
                         if n is not None:
                             dead.add_metric([self.rt.topology.logical(name)[: -len(".dlq")], node.host_port], n)
                 finally:

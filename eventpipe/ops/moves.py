@@ -22,9 +22,10 @@ import pika
 from eventpipe.queues import shovel
 from eventpipe.queues.declare import DLQ_ARGS, WORK_ARGS, delay_args, on_fresh_channel
 from eventpipe.queues.management import BrokerNode, ManagementError
+from eventpipe.queues.nodes import connect, queue_depth
 from eventpipe.queues.topology import Topology
 
-from .nodes import OpsError, classify, connect, find_node, nodes_for, ready_count
+from .nodes import OpsError, find_node, nodes_for
 from .plan import Load, Move
 from eventpipe.metadata.flags import CACHE_S, close_queue, load_drained_nodes, mark_drained
 
@@ -56,7 +57,7 @@ class DrainResult:
 def ensure_queue(node: BrokerNode, topology: Topology, physical: str) -> None:
     """Declare ``physical`` on ``node`` exactly as eventpipe declares it everywhere (a shovel
     publishing to a missing queue would drop messages as unroutable, yet confirmed)."""
-    kind = classify(topology, physical)
+    kind = topology.classify(physical)
     args = {"work": WORK_ARGS, "dlq": DLQ_ARGS}.get(kind.kind)
     if kind.kind == "delay" and kind.delay_ms is not None:
         args = delay_args(topology, kind.logical, kind.delay_ms)
@@ -72,7 +73,7 @@ def ensure_queue(node: BrokerNode, topology: Topology, physical: str) -> None:
 def depth(node: BrokerNode, queue: str) -> int:
     conn = connect(node.amqp_url)
     try:
-        return ready_count(conn, queue) or 0
+        return queue_depth(conn, queue) or 0
     finally:
         conn.close()
 
@@ -90,6 +91,7 @@ def run_shovel(src: BrokerNode, dst: BrokerNode, queue: str, count: int, topolog
     handle = shovel.move_backlog(src, dst, queue, count)
     deadline = time.monotonic() + timeout_s
     reported = 0
+    ever_running = False
     try:
         while True:
             state = shovel.shovel_state(handle)
@@ -100,8 +102,11 @@ def run_shovel(src: BrokerNode, dst: BrokerNode, queue: str, count: int, topolog
                 reported = min(arrived, count)
             if state is None:
                 break
-            if str(state.get("state")) == "terminated":
-                raise OpsError(f"shovel {handle.name} terminated: {state.get('reason', 'no reason given')}")
+            # RabbitMQ restarts a broken shovel forever: its state is watched, never waited out
+            ever_running = ever_running or str(state.get("state")) == "running" or arrived > 0
+            problem = shovel.shovel_problem(handle, state, ever_running=ever_running)
+            if problem is not None:
+                raise OpsError(problem)
             if depth(src, queue) == 0:
                 # the source is empty: either the shovel took its count and is about to delete
                 # itself (confirms in flight), or local consumers took some and it would wait
@@ -159,7 +164,7 @@ def loads(nodes: Sequence[BrokerNode], topology: Topology, logical: Sequence[str
         try:
             try:
                 with node.client(timeout=5.0) as mc:
-                    names = {q.name for q in mc.queues(node.vhost) if classify(topology, q.name).kind == "work"}
+                    names = {q.name for q in mc.queues(node.vhost) if topology.classify(q.name).kind == "work"}
             except ManagementError as exc:
                 errors.append(f"{node.host_port}: {exc}")
                 names = {topology.queue(q) for q in logical}  # probe the registered ones instead
@@ -177,14 +182,14 @@ def node_backlog(node: BrokerNode, topology: Topology, logical: Sequence[str], *
     names: set[str] = set()
     with node.client(timeout=10.0) as mc:  # lists every queue, declared by anyone
         for q in mc.queues(node.vhost):
-            kind = classify(topology, q.name).kind
+            kind = topology.classify(q.name).kind
             if kind == "work" or (include_delay and kind == "delay"):
                 names.add(q.name)
     conn = connect(node.amqp_url)
     try:
         out = {}
         for name in sorted(names):
-            n = ready_count(conn, name)
+            n = queue_depth(conn, name)
             if n is not None:
                 out[name] = n
         return out
@@ -217,6 +222,7 @@ def drain_node(
         raise OpsError(f"no other node to move {name}'s backlog to: every other node is drained or none is configured")
     result = DrainResult(node=name, moved=0, passes=0, elapsed_s=0.0)
     turn = 0
+    failures: list[str] = []  # consecutive failed moves; reset by any move that moved something
     while True:
         if time.monotonic() - t0 > timeout_s:
             raise OpsError(f"drain of {name} not finished after {timeout_s:.0f}s; {result.moved} moved so far")
@@ -243,9 +249,13 @@ def drain_node(
                 except (OpsError, ManagementError, shovel.ShovelError) as exc:
                     log.warning("move of %s to %s failed (%s); trying the next node", queue, dst.host_port, exc)
                     result.moves.append(MoveResult(topology.logical(queue), name, dst.host_port, take, 0, str(exc)))
-                    if len(targets) == 1:
-                        raise
+                    failures.append(f"to {dst.host_port}: {exc}")
+                    if len(failures) >= len(targets):  # every destination failed in a row: stop now
+                        raise OpsError(f"drain of {name} failed, {result.moved} moved so far:\n  "
+                                       + "\n  ".join(failures[-len(targets):])) from None
                     break  # re-read the backlog and continue with the next node
+                if moved:
+                    failures.clear()
                 result.moves.append(MoveResult(topology.logical(queue), name, dst.host_port, take, moved))
                 if moved == 0:
                     break  # consumers emptied it, or a failure: re-read the backlog
@@ -298,7 +308,7 @@ def drain_node_now(rt: Any, name: str, *, chunk: int = 5000, timeout_s: float = 
     publisher's cached copy of that flag has expired, then move its whole backlog to the other
     nodes that are not drained. A failure leaves the node drained; calling again continues."""
     nodes = nodes_for(rt.settings)
-    find_node(nodes, name)
+    name = find_node(nodes, name).host_port  # the canonical HOST:PORT publishers compare with
     mark_drained(rt.db, name, reason="eventpipe ops drain")
     time.sleep(CACHE_S + 0.5)  # every publisher's cached flag has expired: no new work lands there
     excluded = load_drained_nodes(rt.db) - {name}
@@ -320,8 +330,8 @@ def drain_queue_now(rt: Any, queue: str, *, timeout_s: float = 3600.0,
     check_queue(rt, queue)
     close_queue(rt.db, queue, reason="eventpipe ops drain --queue")
     t0 = time.monotonic()
-    if rt.settings.embedded:
-        rt.broker.run_until_idle()
+    rt.broker.run_until_idle()  # an in-process broker's queue is run dry here
+    if rt.broker.in_process:
         return time.monotonic() - t0
     try:
         return float(wait_empty(nodes_for(rt.settings), rt.topology.queue(queue), timeout_s=timeout_s,
@@ -350,32 +360,8 @@ def purge_queue(rt: Any, queue: str) -> PurgeResult:
     check_queue(rt, queue)
     physical = rt.topology.queue(queue)
     result = PurgeResult(queue)
-    if rt.settings.embedded:
-        # the embedded broker's queues live in this process (normally empty for a CLI process)
-        q = rt.broker.queues.get(physical)
-        result.per_node["embedded"] = q.qsize() if q is not None else 0
-        if q is not None:
-            rt.broker.flush(physical)
-        return result
-    for node in nodes_for(rt.settings):
-        try:
-            conn = connect(node.amqp_url)
-        except Exception as exc:  # noqa: BLE001 - report the node, purge the others
-            result.per_node[node.host_port] = None
-            result.errors.append(f"{node.host_port}: unreachable ({type(exc).__name__})")
-            continue
-        try:
-            result.per_node[node.host_port] = int(conn.channel().queue_purge(physical).method.message_count)
-        except pika.exceptions.ChannelClosedByBroker as exc:
-            if exc.reply_code == 404:  # the queue was never declared there: nothing to purge
-                result.per_node[node.host_port] = 0
-            else:
-                result.per_node[node.host_port] = None
-                result.errors.append(f"{node.host_port}: {exc}")
-        except Exception as exc:  # noqa: BLE001
-            result.per_node[node.host_port] = None
-            result.errors.append(f"{node.host_port}: {exc}")
-        finally:
-            if conn.is_open:
-                conn.close()
+    for node, count in rt.broker.purge(physical).items():
+        result.per_node[node] = count
+        if count is None:
+            result.errors.append(f"{node}: unreachable or refused the purge")
     return result

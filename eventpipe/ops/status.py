@@ -27,9 +27,10 @@ from sqlalchemy import select
 from eventpipe.metadata.db import utcnow
 from eventpipe.metadata.models import WorkerHeartbeat
 from eventpipe.queues.management import BrokerNode, ManagementError, QueueStats
+from eventpipe.queues.nodes import connect, queue_depth
 from eventpipe.queues.topology import Topology
 
-from .nodes import classify, connect, nodes_for
+from .nodes import nodes_for
 
 WORKER_ALIVE_S = 15.0
 
@@ -117,7 +118,7 @@ def node_rows(node: BrokerNode, topology: Topology, logical: list[str]) -> list[
     try:
         with node.client(timeout=5.0) as mc:
             for q in mc.queues(node.vhost):
-                if classify(topology, q.name).kind == "work":
+                if topology.classify(q.name).kind == "work":
                     stats[q.name] = q
     except ManagementError as exc:
         mgmt_error = str(exc)
@@ -131,14 +132,7 @@ def node_rows(node: BrokerNode, topology: Topology, logical: list[str]) -> list[
                          error=f"AMQP unreachable: {type(exc).__name__} {exc}".strip()) for n in names]
     try:
         for name in names:
-            ch = conn.channel()
-            try:
-                ready: int | None = int(ch.queue_declare(name, passive=True).method.message_count)
-            except pika.exceptions.ChannelClosedByBroker:
-                ready = None
-            finally:
-                if ch.is_open:
-                    ch.close()
+            ready = queue_depth(conn, name)
             if ready is None and name not in stats:
                 continue  # not declared on this node: nothing to show
             lag = lag_of(conn, name) if ready else (0.0 if ready == 0 else None)

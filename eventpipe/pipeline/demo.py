@@ -1,7 +1,11 @@
 """Realistic demo traffic: error events from a few projects, with repeats and malformed ones.
 
 Deterministic for a seed (ids, choices, offsets), so two runs with one seed submit the same
-events and the second changes no total. Pure: returns data, performs no I/O."""
+events and the second changes no total. Pure: returns data, performs no I/O.
+
+``generate(..., large=True)`` gives what a real Python SDK sends instead of the 1-2 KB default:
+about 50 KB per event (40 frames with source context and local variables, 30 breadcrumbs, a
+full request, user, tags and contexts), the size benchmarks and profiles need."""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ import random
 import uuid
 from dataclasses import dataclass
 from typing import Any
+
+from .demo_large import large_event
 
 DEMO_PROJECTS: dict[int, tuple[str, str]] = {
     1: ("backend-api", "python"),
@@ -57,8 +63,14 @@ class DemoEvent:
     payload: Any  # a JSON value: usually an event object, sometimes malformed on purpose
 
 
-def generate(n: int, seed: int = 0, *, now: float) -> list[DemoEvent]:
-    """``n`` events; about 2% repeat an earlier event id and 2% are malformed."""
+def generate(n: int, seed: int = 0, *, now: float, large: bool = False) -> list[DemoEvent]:
+    """``n`` events; about 2% repeat an earlier event id and 2% are malformed.
+
+    ``large``: every event is a distinct, valid ~50 KB Python exception instead (see
+    :func:`large_event`); no repeats, no malformed ones, so a benchmark's count is its work."""
+    if large:
+        rng = random.Random(seed)
+        return [DemoEvent(1, large_event(rng, now)) for _ in range(n)]
     rng = random.Random(seed)
     out: list[DemoEvent] = []
     for i in range(n):

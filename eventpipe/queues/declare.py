@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 
 import pika
 
+from .nodes import connect
+
 from .topology import Topology
 
 T = TypeVar("T")
@@ -60,10 +62,7 @@ def on_fresh_channel(conn: Any, fn: Callable[[Any], T]) -> T | None:
 
 def declare_queues(amqp_url: str, topology: Topology, logical_queues: Iterable[str]) -> list[str]:
     """Declare every work queue and its dead-letter queue on one node; returns the names."""
-    params = pika.URLParameters(amqp_url)
-    params.connection_attempts = 3
-    params.retry_delay = 1
-    conn = pika.BlockingConnection(params)
+    conn = connect(amqp_url, attempts=3, retry_delay=1.0)
     try:
         channel = conn.channel()
         names = []

@@ -4,13 +4,18 @@ survive the process and `eventpipe ops dlq` can show them. No services needed.""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from dramatiq.brokers.stub import StubBroker, _StubConsumer
 
 
 class EmbeddedBroker(StubBroker):
+    """The in-process implementation of :class:`~eventpipe.queues.broker.EventBroker`."""
+
+    in_process = True
+
     def __init__(self, middleware: list[Any] | None = None, *, on_dead_letter: Callable[[str, Any], None]) -> None:
         super().__init__(middleware, fail_fast_default=False)
         self.on_dead_letter = on_dead_letter
@@ -38,6 +43,28 @@ class EmbeddedBroker(StubBroker):
     def dead_letter_message(self, message: Any) -> None:
         """Dead-letter a message that never ran as itself (a failed item split off a batch)."""
         self.on_dead_letter(message.queue_name, message)
+
+    def purge(self, queue_name: str) -> dict[str, int | None]:
+        q = self.queues.get(queue_name)
+        count = q.qsize() if q is not None else 0
+        if q is not None:
+            self.flush(queue_name)
+        return {"embedded": count}
+
+    def depth(self, queue_name: str) -> int:
+        q = self.queues.get(queue_name)
+        return q.unfinished_tasks if q is not None else 0
+
+    @contextmanager
+    def workers(self, *, threads: int = 4) -> Iterator[None]:
+        from dramatiq import Worker
+
+        worker = Worker(self, worker_threads=threads)
+        worker.start()
+        try:
+            yield
+        finally:
+            worker.stop()
 
     def pending(self) -> int:
         """Messages waiting or in flight in every queue, delay queues included."""

@@ -8,7 +8,6 @@ them, so nothing it logs, prints or raises ever carries a password.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -18,8 +17,9 @@ import httpx
 
 from eventpipe.errors import EventpipeError
 
+from .nodes import DEFAULT_VHOST, node_name, node_vhost, parse_node, redact_url, strip_credentials
+
 DEFAULT_MANAGEMENT_PORT = 15672
-DEFAULT_VHOST = "/"
 
 
 class ManagementError(EventpipeError, RuntimeError):
@@ -46,33 +46,11 @@ class NotFound(ManagementError):
 # URLs and credentials
 
 
-def redact_url(url: str) -> str:
-    """``scheme://host:port/path`` without userinfo: safe for logs, errors and JSON output."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
 def url_credentials(url: str) -> tuple[str, str] | None:
     parts = urlsplit(url)
     if parts.username is None:
         return None
     return unquote(parts.username), unquote(parts.password or "")
-
-
-def amqp_vhost(amqp_url: str) -> str:
-    """The vhost an AMQP URL names (``/`` when the path is empty or ``/%2F``)."""
-    path = urlsplit(amqp_url).path
-    return unquote(path[1:]) if len(path) > 1 else DEFAULT_VHOST
-
-
-def amqp_host_port(amqp_url: str) -> str:
-    parts = urlsplit(amqp_url)
-    port = parts.port or (5671 if parts.scheme == "amqps" else 5672)
-    return f"{parts.hostname}:{port}"
 
 
 def _with_credentials(url: str, creds: tuple[str, str] | None) -> str:
@@ -88,8 +66,7 @@ def _with_credentials(url: str, creds: tuple[str, str] | None) -> str:
 
 def default_management_url(amqp_url: str) -> str:
     """The conventional management URL of a node: same host, port 15672, same credentials."""
-    parts = urlsplit(amqp_url)
-    host = parts.hostname or "127.0.0.1"
+    host = parse_node(amqp_url).host
     if ":" in host:
         host = f"[{host}]"
     base = f"http://{host}:{DEFAULT_MANAGEMENT_PORT}"
@@ -195,7 +172,7 @@ def _short_error(err: Any) -> str | None:
     if not err:
         return None
     text = err if isinstance(err, str) else repr(err)
-    text = re.sub(r"amqps?://[^@\s\"']*@", "amqp://***@", text)  # Erlang errors may echo URIs
+    text = redact_url(text)  # Erlang errors may echo URIs
     return text if len(text) <= 300 else text[:297] + "..."
 
 
@@ -208,7 +185,7 @@ class ManagementClient:
 
     def __init__(self, url: str, *, timeout: float = 10.0, transport: httpx.BaseTransport | None = None) -> None:
         creds = url_credentials(url) or ("guest", "guest")
-        self.url = redact_url(url).rstrip("/")
+        self.url = strip_credentials(url).rstrip("/")
         self._http = httpx.Client(base_url=self.url, auth=creds, timeout=timeout, transport=transport)
 
     # plumbing ---------------------------------------------------------------------------------
@@ -393,18 +370,24 @@ class NodeLike(Protocol):
 
 @dataclass(frozen=True)
 class BrokerNode:
-    """One federated node: its AMQP URL and its management URL (both may carry credentials)."""
+    """One federated node: its AMQP URL and its management URL (both may carry credentials).
+
+    ``amqp_url`` is canonical (explicit port and vhost, see ``eventpipe.queues.nodes``): it goes
+    as is into federation upstreams and shovels, which RabbitMQ parses itself."""
 
     amqp_url: str
     management_url: str
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "amqp_url", parse_node(self.amqp_url).url)
+
     @property
     def host_port(self) -> str:
-        return amqp_host_port(self.amqp_url)
+        return node_name(self.amqp_url)
 
     @property
     def vhost(self) -> str:
-        return amqp_vhost(self.amqp_url)
+        return node_vhost(self.amqp_url)
 
     def client(self, timeout: float = 10.0) -> ManagementClient:
         return ManagementClient(self.management_url, timeout=timeout)

@@ -23,13 +23,13 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlparse
 
 import pika
 from pika.adapters.select_connection import SelectConnection
 
 from eventpipe.errors import EventpipeError
-from eventpipe.kvstore.base import redact_url
+
+from .nodes import canonical_url, connection_parameters, node_name, normalize_node_name, redact_url
 
 log = logging.getLogger("eventpipe.publisher")
 
@@ -63,12 +63,6 @@ class Outgoing:
     declare: tuple[str, dict[str, Any]] | None = None  # the queue, declared once per channel before use
 
 
-def node_name(url: str) -> str:
-    """``amqp://u:p@127.0.0.1:5673/%2F`` -> ``127.0.0.1:5673``: how operators name nodes."""
-    parsed = urlparse(url)
-    return f"{parsed.hostname}:{parsed.port or 5672}"
-
-
 @dataclass
 class _Pending:
     future: Future[str]
@@ -79,12 +73,10 @@ class NodePublisher:
     """One node's confirmed-publish channel, reconnecting with backoff in its own thread."""
 
     def __init__(self, url: str, *, window: int = 1000) -> None:
-        self.url = url
+        self.url = canonical_url(url)
         self.name = node_name(url)
         self.window = window
-        self._params = pika.URLParameters(url)
-        self._params.heartbeat = 30
-        self._params.blocked_connection_timeout = 60
+        self._params = connection_parameters(url, socket_timeout=10.0, heartbeat=30, blocked_timeout=60)
         self._conn: SelectConnection | None = None
         self._channel: Any = None
         self._ready = threading.Event()
@@ -279,6 +271,7 @@ class Publisher:
             node.wait_ready(5.0)
 
     def pin(self, name: str) -> None:
+        name = normalize_node_name(name)
         names = [n.name for n in self.nodes]
         if name not in names:
             raise ValueError(f"node {name!r} is not one of the configured nodes {names}; check EVENTPIPE_BROKER_URLS")

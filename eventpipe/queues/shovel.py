@@ -26,15 +26,9 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from eventpipe.errors import EventpipeError
-from .management import (
-    DEFAULT_VHOST,
-    BrokerNode,
-    ManagementClient,
-    NodeLike,
-    amqp_host_port,
-    amqp_vhost,
-    redact_url,
-)
+
+from .management import BrokerNode, ManagementClient, NodeLike
+from .nodes import DEFAULT_VHOST, redact_url
 
 Count = int | Literal["queue-length"]
 
@@ -146,6 +140,32 @@ def move_backlog(
     )
 
 
+START_TIMEOUT_S = 10.0  # a shovel not running by then cannot connect (RabbitMQ retries every 5 s)
+
+
+def shovel_problem(handle: ShovelHandle, st: dict[str, Any] | None, *, ever_running: bool,
+                   start_timeout_s: float = START_TIMEOUT_S) -> str | None:
+    """Why a shovel is failing, with what to do, or None while it is fine (or done).
+
+    RabbitMQ keeps restarting a broken shovel, so its state alone never says "failed": a
+    ``terminated`` state is a failure at once; ``starting`` for longer than ``start_timeout_s``
+    (without ever running) means it cannot connect to one of its URIs."""
+    if st is None:
+        return None
+    state = str(st.get("state", "starting"))
+    where = f"shovel {handle.name} ({handle.src}/{handle.src_queue} -> {handle.dst}/{handle.dst_queue})"
+    if state == "terminated":
+        reason = redact_url(str(st.get("reason") or "no reason given")).strip('"')
+        return (f"{where} terminated: {reason}; check that the user in EVENTPIPE_BROKER_URLS may read "
+                f"{handle.src_queue} on {handle.src} and write to {handle.dst_queue} on {handle.dst}, and that "
+                f"both nodes accept connections (the RabbitMQ log of {handle.dst} has the details)")
+    if state != "running" and not ever_running and time.monotonic() - handle.started_at > start_timeout_s:
+        return (f"{where} still {state} after {start_timeout_s:.0f}s: it cannot connect to {handle.src} or "
+                f"{handle.dst}; check that both nodes are up, reachable from {handle.dst}, and that the URLs name "
+                "the vhost (amqp://user:pass@host:5672/%2F) and a user with permissions there")
+    return None
+
+
 def shovel_state(handle: ShovelHandle) -> dict[str, Any] | None:
     """The shovel's status from the node running it; None once it deleted itself (done)."""
     with ManagementClient(handle.management_url) as mc:
@@ -177,6 +197,7 @@ def wait_done(
     deadline = time.monotonic() + timeout_s
     src_mc = ManagementClient(src_management_url) if src_management_url else None
     dst_mc = ManagementClient(dst_management_url) if dst_management_url else None
+    ever_running = False
     try:
         with ManagementClient(handle.management_url) as mc:
             while True:
@@ -192,11 +213,10 @@ def wait_done(
                     ))
                 if st is None:
                     return ShovelResult(handle.name, True, elapsed, handle.count)
-                if state == "terminated":
-                    raise ShovelError(
-                        f"shovel {handle.name} on {redact_url(handle.management_url)} terminated: "
-                        f"{st.get('reason', 'no reason given')}; fix the cause, then `cancel` it and retry"
-                    )
+                ever_running = ever_running or state == "running"
+                problem = shovel_problem(handle, st, ever_running=ever_running)
+                if problem is not None:
+                    raise ShovelError(f"{problem}; fix the cause, then `cancel` it and retry")
                 if time.monotonic() > deadline:
                     raise ShovelError(
                         f"shovel {handle.name} still {state} after {timeout_s:.0f}s: fewer than {handle.count} "
@@ -221,5 +241,5 @@ def _depth(mc: ManagementClient | None, queue: str, vhost: str) -> int | None:
 
 __all__ = [
     "ShovelError", "ShovelHandle", "ShovelProgress", "ShovelResult", "cancel", "move_backlog",
-    "shovel_state", "shovel_value", "wait_done", "DEFAULT_VHOST", "amqp_host_port", "amqp_vhost",
+    "shovel_problem", "shovel_state", "shovel_value", "wait_done", "DEFAULT_VHOST", "START_TIMEOUT_S",
 ]

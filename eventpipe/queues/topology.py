@@ -3,7 +3,19 @@ runs share one broker; every process derives names the same way, so they declare
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+_DELAY_RE = re.compile(r"^(?P<logical>.+)\.delay\.(?P<ms>\d+)$")
+
+
+@dataclass(frozen=True)
+class QueueKind:
+    """What a physical queue is: ``work``, ``dlq``, ``delay`` or ``other`` (not eventpipe's)."""
+
+    kind: str
+    logical: str
+    delay_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -29,6 +41,21 @@ class Topology:
 
     def owns(self, physical: str) -> bool:
         return physical.startswith(self.prefix)
+
+    def classify(self, physical: str) -> QueueKind:
+        """The inverse of the names above. Logical names may contain dots (``events.save``),
+        so the suffixes ``.dlq`` and ``.delay.<ms>`` are matched exactly."""
+        if not self.owns(physical):
+            return QueueKind("other", physical)
+        rest = self.logical(physical)
+        if rest.endswith(".dlq"):
+            return QueueKind("dlq", rest[: -len(".dlq")])
+        m = _DELAY_RE.match(rest)
+        if m:
+            return QueueKind("delay", m.group("logical"), int(m.group("ms")))
+        if rest == "heartbeats":
+            return QueueKind("other", rest)
+        return QueueKind("work", rest)
 
 
 # Delays are rounded up to one of these buckets so the number of holding queues stays small;

@@ -30,3 +30,23 @@ def test_memory_and_filesystem_stores_through_codec(tmp_path):
         assert sorted(store.keys("1/")) == ["1/a", "1/b"]
         store.delete_many(["1/a", "1/missing"])
         assert store.get("1/a") is None and store.exists("1/b")
+
+
+def test_bodies_written_by_earlier_versions_still_decode():
+    import struct
+    import zlib
+
+    import zstandard
+
+    from eventpipe.kvstore.codec import COMPRESS_MIN_BYTES, MAGIC
+
+    body = b'{"message": "' + b"level three " * 400 + b'"}'
+    level3 = MAGIC + struct.pack(">BI", 1, zlib.crc32(body)) + zstandard.ZstdCompressor(level=3).compress(body)
+    assert decode("k", level3) == body  # the level it was written with does not matter
+    small = b'{"m": "' + b"s" * 300 + b'"}'
+    assert len(small) < COMPRESS_MIN_BYTES
+    raw_frame = encode(small)
+    assert raw_frame[len(MAGIC)] == 0 and raw_frame.endswith(small)  # stored raw, format byte 0
+    assert decode("k", raw_frame) == small
+    big = encode(body)
+    assert big[len(MAGIC)] == 1 and len(big) < len(body) // 5

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 def test_lag_is_within_one_second_of_the_true_oldest_message_age(ops_env: Any, nodes: Any) -> None:
     from eventpipe.cli.ops import ops
-    from eventpipe.ops.nodes import connect
+    from eventpipe.queues.nodes import connect
     from eventpipe.ops.status import lag_of
 
     rt = runtime()
@@ -65,7 +65,7 @@ def test_lag_is_within_one_second_of_the_true_oldest_message_age(ops_env: Any, n
 
 
 def test_peek_neither_reorders_nor_drops(ops_env: Any, nodes: Any) -> None:
-    from eventpipe.ops.nodes import connect
+    from eventpipe.queues.nodes import connect
     from eventpipe.ops.status import peek_oldest
 
     rt = runtime()

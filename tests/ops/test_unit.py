@@ -78,10 +78,10 @@ def test_plan_never_moves_more_than_a_node_holds() -> None:
 
 # names ------------------------------------------------------------------------------------------
 def test_classify_queue_names() -> None:
-    from eventpipe.ops.nodes import classify
     from eventpipe.queues.topology import Topology
 
     t = Topology("p.")
+    classify = Topology.classify
     assert classify(t, "p.events.save").kind == "work"
     assert classify(t, "p.events.save.dlq") == classify(t, t.dead_letter("events.save"))
     assert classify(t, "p.events.save.dlq").logical == "events.save"
@@ -278,11 +278,11 @@ def test_unreachable_node_is_reported_not_skipped() -> None:
 
 def test_auto_rebalance_is_a_periodic_task_and_off_by_default(embedded: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     import eventpipe.ops.tasks as ops_tasks
-    from eventpipe.schedules.spec import jobs
+    from eventpipe.schedules.spec import load_jobs
     from eventpipe.tasks.api import registry
 
     assert "ops.auto_rebalance" in registry and registry.get("ops.auto_rebalance").queue == "ops"
-    spec = jobs.get("ops.auto_rebalance")
+    spec = load_jobs().get("ops.auto_rebalance")  # declared beside its task
     assert spec.as_dict()["task"] == "ops.auto_rebalance"
     assert embedded.settings.auto_rebalance is False  # off unless EVENTPIPE_AUTO_REBALANCE=1
     assert "skipped" in ops_tasks.auto_rebalance(embedded)

@@ -23,7 +23,7 @@ def runtime():
 
 
 def depth(name: str) -> int:
-    from eventpipe.queues.rabbitmq import queue_depth
+    from eventpipe.queues.nodes import queue_depth
 
     try:
         return queue_depth(MACHINE_AMQP, name)

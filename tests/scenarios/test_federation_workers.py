@@ -64,7 +64,7 @@ def effects(engine) -> tuple[int, int, dict[str, int]]:
 
 
 def depth_on(node, queue: str) -> int:
-    from eventpipe.queues.rabbitmq import queue_depth
+    from eventpipe.queues.nodes import queue_depth
 
     return queue_depth(node.amqp_url, queue)
 

@@ -86,7 +86,7 @@ def test_body_store_down_for_30_s_loses_nothing(rabbit_env, redis_server, start_
     from sqlalchemy import select
 
     from eventpipe.metadata.models import Event
-    from eventpipe.queues.rabbitmq import queue_depth
+    from eventpipe.queues.nodes import queue_depth
     from tests.support.rabbit import MACHINE_AMQP
 
     with rt.db.session() as s:

@@ -7,19 +7,30 @@ Lifecycle, which operators rely on:
 - a child that has run N tasks or grown past M MB of RSS exits with RECYCLE and is replaced;
   a child that dies (even kill -9) is replaced too, with backoff.
 - every child upserts a heartbeat row every few seconds, and follows queue pauses.
+- a child whose supervisor dies (even kill -9) stops as on SIGTERM within a second or two:
+  Linux delivers SIGTERM on the parent's death (``PR_SET_PDEATHSIG``), and a watch thread that
+  sees the parent pid change does the same elsewhere. Without it, orphans would keep consuming
+  beside the pool a restarted supervisor starts, and never recycle.
+
+This is the top-level supervisor, as dramatiq's own ``worker`` module: it ties the broker
+(``eventpipe.queues``), the runtime and the ops tables together, so it sits above them.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import fnmatch
 import logging
 import multiprocessing
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +39,8 @@ log = logging.getLogger("eventpipe.worker")
 RECYCLE = 3
 HEARTBEAT_S = 5.0
 CONTROL_S = 1.0
+PARENT_WATCH_S = 0.5
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass
@@ -74,11 +87,41 @@ class _Counter:
         self.middleware = Count()
 
 
-def child_main(pool: PoolConfig, worker_id: str) -> None:
+def die_with_parent(parent_pid: int, on_parent_death: Callable[[], None]) -> None:
+    """Call ``on_parent_death`` (once) when the process ``parent_pid`` is gone.
+
+    On Linux the kernel sends SIGTERM when the parent dies (prctl ``PR_SET_PDEATHSIG``), which the
+    worker's SIGTERM handler turns into a graceful stop; a daemon thread polling the parent pid
+    covers other systems and the window before the prctl call took effect."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+                log.warning("prctl(PR_SET_PDEATHSIG) failed (errno %d); relying on the parent watch", ctypes.get_errno())
+        except OSError:
+            log.warning("no libc prctl; relying on the parent watch")
+    fired = threading.Event()
+
+    def watch() -> None:
+        while not fired.is_set():
+            if os.getppid() != parent_pid:
+                fired.set()
+                log.warning("supervisor %d is gone: stopping (in-flight tasks finish, the rest is requeued)", parent_pid)
+                on_parent_death()
+                return
+            time.sleep(PARENT_WATCH_S)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def child_main(pool: PoolConfig, worker_id: str, parent_pid: int | None = None) -> None:
     """Entry point of one worker process."""
     import dramatiq
     import psutil
 
+    stop = threading.Event()
+    if parent_pid is not None:
+        die_with_parent(parent_pid, stop.set)
     from eventpipe.config import load_settings
     from eventpipe.runtime import open_runtime
 
@@ -93,7 +136,6 @@ def child_main(pool: PoolConfig, worker_id: str) -> None:
     rt.broker.add_middleware(counter.middleware)
     worker = dramatiq.Worker(rt.broker, queues=physical, worker_threads=pool.threads, worker_timeout=500)
     worker.queue_prefetch = pool.prefetch or pool.threads * 2
-    stop = threading.Event()
     interrupts = [0]
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -200,7 +242,7 @@ def supervise(pool: PoolConfig) -> int:
     restarts = [0.0] * pool.processes
 
     def spawn(slot: int) -> None:
-        proc = ctx.Process(target=child_main, args=(pool, f"{base}-{slot}"), name=f"eventpipe-worker-{slot}")
+        proc = ctx.Process(target=child_main, args=(pool, f"{base}-{slot}", os.getpid()), name=f"eventpipe-worker-{slot}")
         proc.start()
         children[slot] = proc
 

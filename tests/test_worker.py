@@ -56,7 +56,7 @@ def test_pool_from_the_config_file_and_unknown_pool(rabbit_env, start_worker, tm
 
 
 def test_second_sigint_stops_at_once_and_the_message_is_redelivered(rabbit_env, start_worker):
-    from eventpipe.queues.rabbitmq import queue_depth
+    from eventpipe.queues.nodes import queue_depth
 
     rt = runtime()
     rt.enqueue("testing.slow", key="i1", seconds=30)

@@ -1,0 +1,27 @@
+import orjson
+
+from eventpipe.pipeline.demo import generate
+from eventpipe.pipeline.normalize import normalize_event
+
+
+def test_large_events_are_deterministic_realistic_and_about_50_kb():
+    first = generate(10, seed=5, now=1_760_000_000.0, large=True)
+    again = generate(10, seed=5, now=1_760_000_000.0, large=True)
+    assert [orjson.dumps(e.payload) for e in first] == [orjson.dumps(e.payload) for e in again]
+    assert len({e.payload["event_id"] for e in first}) == 10
+    for event in first:
+        size = len(orjson.dumps(event.payload))
+        assert 40_000 <= size <= 65_000, size
+        frames = event.payload["exception"]["values"][0]["stacktrace"]["frames"]
+        assert len(frames) == 40 and all(len(f["pre_context"]) == 5 and f["vars"] for f in frames)
+        assert len(event.payload["breadcrumbs"]["values"]) == 30
+        assert {"request", "user", "tags", "contexts"} <= event.payload.keys()
+        normalized = normalize_event(event.payload, project_id=event.project_id, received=1_760_000_000.0)
+        assert len(normalized["exception"][0]["frames"]) == 40
+
+
+def test_small_events_do_not_change_with_the_large_option_present():
+    default = generate(300, seed=9, now=1_760_000_000.0)
+    explicit = generate(300, seed=9, now=1_760_000_000.0, large=False)
+    assert [orjson.dumps(e.payload) for e in default] == [orjson.dumps(e.payload) for e in explicit]
+    assert all(len(orjson.dumps(e.payload)) < 5_000 for e in default)
