@@ -14,7 +14,7 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 from starlette.applications import Starlette
@@ -29,7 +29,18 @@ from eventpipe.pipeline.envelope import parse_envelope
 from eventpipe.pipeline.errors import InvalidEvent
 
 if TYPE_CHECKING:
-    from eventpipe.runtime import Runtime
+    from eventpipe.config import Settings
+    from eventpipe.metadata.db import Database
+    from eventpipe.tasks.api import TaskContext
+
+
+class IngestRuntime(Protocol):
+    """What the endpoint needs of the runtime (``eventpipe.runtime.Runtime`` has it): a shape, so
+    this module does not import the composition root above it."""
+
+    context: TaskContext
+    db: Database
+    settings: Settings
 
 _KEY_RE = re.compile(r"sentry_key=([0-9a-fA-F]+)")
 
@@ -60,7 +71,7 @@ def _error(status: int, detail: str, **headers: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status, headers=headers or None)
 
 
-def create_app(rt: Runtime, *, rate_per_project: float = 1000.0, burst: float = 2000.0) -> Starlette:
+def create_app(rt: IngestRuntime, *, rate_per_project: float = 1000.0, burst: float = 2000.0) -> Starlette:
     limiter = TokenBucket(rate_per_project, burst)
     submitter = Submitter(rt.context)
     batcher: AsyncGroupCommit[Batch, SubmitResult | SubmitError] | None = None
