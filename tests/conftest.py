@@ -287,7 +287,12 @@ def rabbit_env(rabbit_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 
 def _start_cluster(count: int) -> Any:
-    from eventpipe.testing.rabbitmq import RabbitCluster, RabbitNodeError, find_epmd, find_sbin
+    from eventpipe.testing.rabbitmq import (
+        RabbitCluster,
+        RabbitNodeError,
+        find_epmd,
+        find_sbin,
+    )
 
     try:
         find_sbin()
@@ -379,6 +384,14 @@ def make_runtime(tmp_path: Path) -> Iterator[Callable[..., Any]]:
     yield make
     for rt in made:
         rt.close()
+
+
+@pytest.fixture
+def ops_runtime(make_runtime: Callable[..., Any]) -> Any:
+    """An embedded runtime with the ops test tasks (tests/support/ops_tasks.py) declared."""
+    import tests.support.ops_tasks  # noqa: F401 - declares the tasks before the runtime is built
+
+    return make_runtime(task_modules=["tests.support.ops_tasks"])
 
 
 @pytest.fixture

@@ -11,9 +11,14 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from eventpipe.kvstore import DualWriteStore, open_configured_store, open_raw_store, open_store
 from eventpipe.cli._common import ExitCode
 from eventpipe.cli.kv import kv
+from eventpipe.kvstore import (
+    DualWriteStore,
+    open_configured_store,
+    open_raw_store,
+    open_store,
+)
 from eventpipe.kvstore.migrate import Progress, checkpoint_key, migrate, verify
 from eventpipe.testing.ports import free_port
 from eventpipe.testing.servers import SeaweedFS

@@ -13,12 +13,11 @@ from collections.abc import Callable
 import pytest
 from click.testing import CliRunner
 
+from eventpipe.cli.federation import federation as federation_cli
 from eventpipe.queues import federation as fed
 from eventpipe.queues.declare import declare_delay_queue
-from eventpipe.cli.federation import federation as federation_cli
 from eventpipe.queues.management import ManagementClient
 from eventpipe.queues.topology import Topology
-
 from tests.support.mesh import Consumers, depth, publish_fast
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,6 @@ import pytest
 from eventpipe.queues import shovel
 from eventpipe.queues.declare import declare_queues
 from eventpipe.queues.topology import Topology
-
 from tests.support.mesh import depth, publish_fast
 
 pytestmark = pytest.mark.slow

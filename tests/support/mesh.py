@@ -15,8 +15,6 @@ from typing import Any
 import pika
 
 
-
-
 def publish_fast(amqp_url: str, queue: str, count: int, *, start: int = 0) -> float:
     """Publish without confirms, then wait until the queue holds them all; returns seconds."""
     t0 = time.monotonic()
