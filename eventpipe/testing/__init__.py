@@ -7,7 +7,8 @@ data in a folder the caller owns and is killed on ``stop()``/``close()``.
 
 * :mod:`eventpipe.testing.ports` — ``free_port`` and port waits;
 * :mod:`eventpipe.testing.servers` — SeaweedFS (S3) and a six-node Redis Cluster;
-* :mod:`eventpipe.testing.rabbitmq` — independent RabbitMQ nodes a test may kill and restart;
+* :mod:`eventpipe.testing.rabbitmq` — independent RabbitMQ nodes a test may kill and restart
+  (:mod:`eventpipe.testing.erlang`: the scripts, a private epmd, the watchdog);
 * :mod:`eventpipe.testing.postgres` — a PostgreSQL server a test may stop and start;
 * :mod:`eventpipe.testing.conformance` — ``KeyValueStoreConformance`` (needs pytest).
 
