@@ -1,9 +1,12 @@
-"""`python -m benchmarks {tasks,federation,kv,all} [options]` — see docs/benchmarks.md.
+"""`python -m benchmarks {pipeline,tasks,federation,kv,all} [options]` — see docs/benchmarks.md.
 
+    pipeline     every hot-path figure beside its baseline in one run: no-op and batch no-op tasks,
+                 the event pipeline on eventpipe / Celery (2017 wiring) / the hand-written limit,
+                 HTTP ingest, steady-rate latency; worker memory
     tasks        no-op tasks: raw pika, plain Dramatiq, Celery, eventpipe; then the event pipeline
     federation   drain a backlog through three test-owned RabbitMQ nodes vs one node
     kv           key-value store backends (benchmarks/kv.py)
-    all          all three in turn (each with its defaults); exits non-zero if any failed
+    all          pipeline, federation and kv in turn (each with its defaults); exits non-zero if any failed
 """
 
 from __future__ import annotations
@@ -17,6 +20,10 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 0 if argv else 2
     cmd, rest = argv[0], argv[1:]
+    if cmd == "pipeline":
+        from benchmarks.pipeline import main as run
+
+        return run(rest)
     if cmd == "tasks":
         from benchmarks.tasks import main as run
 
@@ -29,7 +36,7 @@ def main(argv: list[str]) -> int:
         return subprocess.call([sys.executable, "-m", "benchmarks.kv", *rest])
     if cmd == "all":
         worst = 0
-        for sub in ("tasks", "federation", "kv"):
+        for sub in ("pipeline", "federation", "kv"):
             print(f"\n===== benchmarks {sub} =====\n", flush=True)
             code = subprocess.call([sys.executable, "-m", "benchmarks", sub])
             worst = worst or code

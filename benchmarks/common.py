@@ -18,6 +18,8 @@ from typing import Any
 import pika
 import psutil
 
+from eventpipe.testing.ports import free_port  # noqa: E402,F401 - the one free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 AMQP_URL = os.environ.get("EVENTPIPE_BENCH_AMQP", "amqp://guest:guest@127.0.0.1:5672/%2F")
@@ -131,6 +133,41 @@ class CpuMeter:
             self._thread.join()
         self._sample()
         return sum(self._last[p] - self._first[p] for p in self._last)
+
+
+def tree_rss_mb(pids: Iterable[int]) -> float:
+    """Resident memory (MiB) summed over these processes and all their live descendants.
+    Pages shared between forked children are counted once per process, as `ps` would."""
+    total = 0
+    seen: set[int] = set()
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        for p in procs:
+            if p.pid in seen:
+                continue
+            seen.add(p.pid)
+            try:
+                total += p.memory_info().rss
+            except psutil.NoSuchProcess:
+                pass
+    return total / 2**20
+
+
+def percentiles(values: Sequence[float]) -> tuple[float, float, float]:
+    """(p50, p99, max) of ``values``; zeros when empty."""
+    import statistics
+
+    if not values:
+        return 0.0, 0.0, 0.0
+    ordered = sorted(values)
+    p99 = statistics.quantiles(ordered, n=100)[98] if len(ordered) >= 2 else ordered[0]
+    return statistics.median(ordered), p99, ordered[-1]
+
+
 
 
 def self_cpu() -> float:

@@ -26,10 +26,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +35,6 @@ import psutil
 
 from benchmarks.common import (
     AMQP_URL,
-    PG_ADMIN_URL,
     VENV_BIN,
     CpuMeter,
     DepthProbe,
@@ -49,8 +46,10 @@ from benchmarks.common import (
     machine_broker_pid,
     spawn,
     stop,
+    tree_rss_mb,
     unique,
 )
+from benchmarks.sqlwatch import RowWatcher, create_pg_db, drop_pg_db, postgres_pid
 
 SYSTEMS = ["raw", "dramatiq", "celery-p1", "celery", "eventpipe"]
 PIPELINES = ["pipeline-postgres", "pipeline-sqlite"]
@@ -68,6 +67,8 @@ class TaskResult:
     broker_cpu_s: float
     load: str
     note: str = ""
+    worker_rss_mb: float | None = None
+    items_per_message: float = 1.0
 
     @property
     def worker_ms_per_task(self) -> float:
@@ -95,6 +96,7 @@ class PipelineResult:
     load: str
     drained_s: float
     note: str = ""
+    worker_rss_mb: float | None = None
 
 
 @dataclass
@@ -226,6 +228,7 @@ def run_system(system: str, n: int, ctx: Ctx, raw_prefetch: int) -> TaskResult:
         workers = CpuMeter(lambda: [p.pid for p in procs]).start()
         broker = CpuMeter(lambda: [broker_pid] if broker_pid else []).start()
         t_empty = probe.wait_empty([queue], timeout=max(600, n / 20), interval=0.01)
+        rss = tree_rss_mb([p.pid for p in procs])
         worker_cpu, broker_cpu = workers.stop(), broker.stop()
         consumed = depth_at
         if consumed < 0.5 * published:
@@ -234,6 +237,7 @@ def run_system(system: str, n: int, ctx: Ctx, raw_prefetch: int) -> TaskResult:
             system=system, setup=setup, n=consumed,
             publish_rate=publish_rate, e2e_rate=consumed / (t_empty - t_from),
             publisher_cpu_s=res["cpu_s"], worker_cpu_s=worker_cpu, broker_cpu_s=broker_cpu, load=load, note=note,
+            worker_rss_mb=rss,
         )
         log(f"{system}: publish {r.publish_rate:,.0f}/s, consume {r.e2e_rate:,.0f}/s over {consumed:,} tasks, worker CPU {worker_cpu:.1f}s, broker CPU {broker_cpu:.1f}s (load {load})")
         return r
@@ -246,96 +250,6 @@ def run_system(system: str, n: int, ctx: Ctx, raw_prefetch: int) -> TaskResult:
 
 
 # -- the event pipeline -------------------------------------------------------------------------------
-def _create_pg_db() -> tuple[str, Any]:
-    from sqlalchemy import create_engine, text
-
-    name = unique("ep_bench_")
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}", (admin, name)
-
-
-def _drop_pg_db(handle: Any) -> None:
-    from sqlalchemy import text
-
-    admin, name = handle
-    with admin.connect() as conn:
-        conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
-
-
-def _postgres_pid() -> int | None:
-    for p in psutil.process_iter(["pid", "name", "username", "ppid"]):
-        if p.info["name"] == "postgres" and p.info["username"] == "postgres":
-            try:
-                if psutil.Process(p.info["ppid"]).name() != "postgres":
-                    return p.pid  # the postmaster: its children are the backends
-            except psutil.NoSuchProcess:
-                continue
-    return None
-
-
-class RowWatcher:
-    """Polls the events table every ``interval`` s for new rows (by id) and records, per event, the
-    wall time it was first seen minus its ``received_at`` (set by submit_many when the submit call
-    started): latency from submit to saved, +0..interval of polling resolution."""
-
-    def __init__(self, url: str, interval: float = 0.05) -> None:
-        from sqlalchemy import create_engine
-
-        self.engine = create_engine(url)
-        self.interval = interval
-        self.latencies: list[float] = []
-        self.last_seen_wall = 0.0
-        self._last_id = 0
-        self._max_id = 0
-        self._seen: set[int] = set()
-        self.lookback = 2000
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def start(self) -> RowWatcher:
-        self._thread.start()
-        return self
-
-    def _loop(self) -> None:
-        from sqlalchemy import text
-
-        q = text("SELECT id, received_at FROM events WHERE id > :last ORDER BY id")
-        while not self._stop.is_set():
-            try:
-                with self.engine.connect() as conn:
-                    rows = conn.execute(q, {"last": self._last_id}).all()
-            except Exception as exc:  # noqa: BLE001 - a locked SQLite read: try again next tick
-                log(f"row watcher: {type(exc).__name__}: {exc}"[:200])
-                rows = []
-            now = time.time()
-            fresh = False
-            for row_id, received_at in rows:
-                if row_id in self._seen:
-                    continue
-                self._seen.add(row_id)
-                fresh = True
-                if isinstance(received_at, str):
-                    from datetime import datetime
-
-                    received_at = datetime.fromisoformat(received_at)
-                self.latencies.append(now - received_at.replace(tzinfo=UTC).timestamp())
-                self._max_id = max(self._max_id, row_id)
-            # ids are assigned at insert but commit out of order (16 threads): look back a window
-            self._last_id = max(0, self._max_id - self.lookback)
-            if fresh:
-                self.last_seen_wall = now
-            self._stop.wait(self.interval)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.engine.dispose()
-
-
 def run_pipeline(db_kind: str, n_events: int, seed: int, ctx: Ctx) -> PipelineResult:
     from eventpipe.metadata.db import Database
     from eventpipe.queues.topology import DELAY_BUCKETS_MS, Topology
@@ -346,7 +260,7 @@ def run_pipeline(db_kind: str, n_events: int, seed: int, ctx: Ctx) -> PipelineRe
     home.mkdir()
     pg_handle = None
     if db_kind == "postgres":
-        db_url, pg_handle = _create_pg_db()
+        db_url, pg_handle = create_pg_db()
     else:
         db_url = f"sqlite:///{home / 'metadata.sqlite3'}"
     env = bench_env(
@@ -357,7 +271,7 @@ def run_pipeline(db_kind: str, n_events: int, seed: int, ctx: Ctx) -> PipelineRe
     queues = [topo.queue(q) for q in logical]
     probe = DepthProbe()
     broker_pid = machine_broker_pid()
-    pg_pid = _postgres_pid() if db_kind == "postgres" else None
+    pg_pid = postgres_pid() if db_kind == "postgres" else None
     proc = None
     try:
         db = Database(db_url)
@@ -385,6 +299,7 @@ def run_pipeline(db_kind: str, n_events: int, seed: int, ctx: Ctx) -> PipelineRe
         t_drained = probe.wait_empty(queues, timeout=300)
         drained_wall = time.time() - (time.monotonic() - t_drained)
         watcher.stop()
+        rss = tree_rss_mb([proc.pid])
         worker_cpu, broker_cpu, db_cpu = workers.stop(), broker.stop(), dbm.stop()
         lat = sorted(watcher.latencies)
         if len(lat) < accepted:
@@ -398,6 +313,7 @@ def run_pipeline(db_kind: str, n_events: int, seed: int, ctx: Ctx) -> PipelineRe
             submit_cpu_s=res["cpu_s"], worker_cpu_s=worker_cpu, broker_cpu_s=broker_cpu,
             db_cpu_s=db_cpu if pg_pid else None, load=load, drained_s=drained_wall - res["t0"],
             note="" if len(lat) == accepted else f"only {len(lat)}/{accepted} saved in time",
+            worker_rss_mb=rss,
         )
         log(f"pipeline {db_kind}: {r.events_per_s:,.0f} events/s, p50 {r.p50_ms:.0f} ms, p99 {r.p99_ms:.0f} ms (load {load})")
         return r
@@ -410,7 +326,7 @@ def run_pipeline(db_kind: str, n_events: int, seed: int, ctx: Ctx) -> PipelineRe
             probe.close()
         finally:
             if pg_handle is not None:
-                _drop_pg_db(pg_handle)
+                drop_pg_db(pg_handle)
 
 
 def install_sigterm() -> None:
@@ -433,11 +349,11 @@ def task_table(results: list[TaskResult], title: str = "", ratios: bool = True) 
         rows.append([
             r.system, f"{r.n:,}", fmt(r.publish_rate), fmt(r.e2e_rate), ratio,
             fmt(r.worker_cpu_s, 1), fmt(r.worker_ms_per_task, 3), fmt(r.broker_cpu_s, 1), fmt(r.broker_ms_per_task, 3),
-            fmt(r.publisher_cpu_s, 1), r.load,
+            fmt(r.publisher_cpu_s, 1), fmt(r.worker_rss_mb), r.load,
         ])
     return Table(
         ["system", "tasks timed", "publish/s", "consume/s", "eventpipe ÷ this", "worker CPU s", "worker CPU ms/task",
-         "broker CPU s", "broker CPU ms/task", "publisher CPU s", "load 1/5/15"],
+         "broker CPU s", "broker CPU ms/task", "publisher CPU s", "worker RSS MiB", "load 1/5/15"],
         rows, "No-op tasks on the machine's RabbitMQ, same run" + (f" ({title})" if title else ""),
     )
 
@@ -449,11 +365,11 @@ def setup_table(results: list[TaskResult]) -> Table:
 def pipeline_table(results: list[PipelineResult]) -> Table:
     rows = [[
         r.db, f"{r.submitted:,}", f"{r.accepted:,}", fmt(r.submit_rate), fmt(r.events_per_s), fmt(r.p50_ms), fmt(r.p99_ms), fmt(r.max_ms),
-        fmt(r.worker_cpu_s, 1), fmt(r.broker_cpu_s, 1), fmt(r.db_cpu_s, 1), fmt(r.submit_cpu_s, 1), r.load,
+        fmt(r.worker_cpu_s, 1), fmt(r.broker_cpu_s, 1), fmt(r.db_cpu_s, 1), fmt(r.submit_cpu_s, 1), fmt(r.worker_rss_mb), r.load,
     ] for r in results]
     return Table(
         ["metadata DB", "events submitted", "accepted", "submit events/s", "saved events/s", "p50 ms", "p99 ms", "max ms",
-         "worker CPU s", "broker CPU s", "Postgres CPU s", "submitter CPU s", "load 1/5/15"],
+         "worker CPU s", "broker CPU s", "Postgres CPU s", "submitter CPU s", "worker RSS MiB", "load 1/5/15"],
         rows, "Event pipeline end to end (submit_many -> preprocess -> process -> save [-> post_process])",
     )
 

@@ -28,6 +28,7 @@ class Sent:
     at: float  # monotonic, when the answer came
     status: int | str  # HTTP status, or "timeout" / "refused" / "error"
     retry_after: bool = False
+    latency: float = 0.0  # seconds from sending to the answer
 
 
 @dataclass
@@ -79,6 +80,7 @@ class Traffic:
                     content = (b'{"event_id":"%s","message":"%s failure %d","level":"error","platform":"python"}'
                                % (event_id.encode(), self.tag.encode(), i % 7))
                     extra = {}
+                sent_at = time.monotonic()
                 try:
                     r = http.post(f"{self.url}/api/{self.project_id}/store/", content=content, headers={**headers, **extra})
                     sent = Sent(event_id, time.monotonic(), r.status_code, "retry-after" in r.headers)
@@ -88,12 +90,19 @@ class Traffic:
                     sent = Sent(event_id, time.monotonic(), "refused")
                 except httpx.HTTPError as exc:
                     sent = Sent(event_id, time.monotonic(), f"error:{type(exc).__name__}")
+                sent.latency = sent.at - sent_at
                 with self._lock:
                     self.results.append(sent)
 
     # ---------------------------------------------------------------------------------------
     def accepted(self) -> list[Sent]:
         return [s for s in self.results if s.status == 200]
+
+    def slow(self, over_s: float = 5.0) -> tuple[float, int]:
+        """(slowest answer in seconds, answers slower than ``over_s``): a client waiting that long
+        is a near-hang even when the answer is a 200."""
+        lat = [s.latency for s in self.results]
+        return (max(lat) if lat else 0.0), sum(1 for x in lat if x > over_s)
 
     def client_errors(self) -> tuple[int, int, Counter[str]]:
         """(503/429 with Retry-After, bad answers, bad answers by kind). 4xx other than 429 are

@@ -11,14 +11,15 @@ from rich.table import Table
 
 from .scenarios import Row
 
-COLUMNS = ("scenario", "fault", "accepted (200)", "stored", "lost", "dup rows", "dup counts",
-           "recover s", "503+Retry-After", "bad client errors")
+COLUMNS = ("scenario", "fault", "requests", "accepted (200)", "stored", "lost", "dup rows", "dup counts",
+           "recover s", "503+Retry-After", "bad client errors", "slowest answer s")
 
 
 def cells(r: Row) -> list[str]:
-    return [r.scenario, r.fault, str(r.accepted), str(r.stored), str(r.lost), str(r.dup_rows),
+    return [r.scenario, r.fault, str(r.requests), str(r.accepted), str(r.stored), str(r.lost), str(r.dup_rows),
             "n/a" if r.dup_counts is None else str(r.dup_counts),
-            "-" if r.recover_s is None else f"{r.recover_s:.1f}", str(r.backpressure), str(r.bad)]
+            "-" if r.recover_s is None else f"{r.recover_s:.1f}", str(r.backpressure), str(r.bad),
+            f"{r.slowest_s:.1f}"]
 
 
 def print_table(rows: list[Row], console: Console | None = None) -> None:
@@ -59,7 +60,9 @@ def markdown(rows: list[Row], *, repo: Path, settings: str) -> str:
         "seconds from the end of the fault until an event accepted after it was stored (the",
         "pipeline flows end to end again); **503+Retry-After** = correct back-pressure answers;",
         "**bad client errors** = hangs (15 s client timeout), refused connections, 5xx without",
-        "`Retry-After`, and for R9 any fuzzed request not answered 4xx.",
+        "`Retry-After`, and for R9 any fuzzed request not answered 4xx; **slowest answer s** = the",
+        "longest a client waited for any answer (an ingest deadline shows here; requests = all",
+        "valid-traffic requests sent at the fixed rate, so requests minus accepted = refused or failed).",
         "",
         "| " + " | ".join(COLUMNS) + " |",
         "|" + "---|" * len(COLUMNS),

@@ -33,6 +33,8 @@ class Row:
     recover_s: float | None = None
     backpressure: int = 0  # 503/429 with Retry-After
     bad: int = 0  # hangs, refused connections, 5xx without Retry-After
+    requests: int = 0
+    slowest_s: float = 0.0  # the slowest answer a client waited for
     notes: list[str] = field(default_factory=list)
 
 
@@ -95,6 +97,10 @@ def measure(world: World, row: Row, *, inject: Callable[[], None], heal: Callabl
     row.dup_rows = sum(n - 1 for n in found.values() if n > 1)
     row.dup_counts = counter_excess(world.engine, pid)
     row.backpressure, row.bad, kinds = traffic.client_errors()
+    row.requests = len(traffic.results)
+    row.slowest_s, slow = traffic.slow(5.0)
+    if slow:
+        row.notes.append(f"{slow} of {row.requests} answers took longer than 5 s")
     if kinds:
         row.notes.append("client errors: " + ", ".join(f"{k} x{n}" for k, n in kinds.most_common()))
     return row

@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     min_backoff_ms: int = Field(default=1000, ge=1)
     max_backoff_ms: int = Field(default=300_000, ge=1)
     max_event_bytes: int = Field(default=1_000_000, ge=1024, description="largest accepted event body")
+    ingest_deadline_seconds: float = Field(
+        default=5.0, gt=0, le=300, description="ingest answers 503 + Retry-After when a batch is not confirmed in time"
+    )
+    max_attachment_bytes: int = Field(
+        default=100 * 1024 * 1024, ge=0, description="largest total of attachments in one envelope (not counted in the event)"
+    )
     worker_recycle_tasks: int = Field(default=0, ge=0, description="recycle a worker child after N tasks")
     worker_recycle_rss_mb: int = Field(default=0, ge=0, description="recycle a worker child above N MB RSS")
     shutdown_grace_seconds: float = Field(default=30.0, gt=0)
@@ -86,6 +92,19 @@ class Settings(BaseSettings):
     )
     metrics_local: bool = Field(default=False, description="serve workers' /metrics on 127.0.0.1 only")
     auto_rebalance: bool = Field(default=False, description="run `ops rebalance` every 60 s as a periodic task")
+    # notifications: digests, SMTP, webhooks
+    smtp_url: str | None = Field(
+        default=None, description="smtp://[user:password@]host:port[?starttls=true] or smtps://; unset: email is not sent"
+    )
+    email_from: str = Field(default="eventpipe@localhost", description="From: address of notification email")
+    webhook_secret: SecretStr | None = Field(default=None, description="HMAC-SHA256 key signing webhook bodies")
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_max_attempts: int = Field(default=8, ge=1, le=100, description="then the delivery is dead-lettered")
+    digest_delay_seconds: float = Field(default=300.0, ge=0, description="minimum delay between digests of a project")
+    digest_max_delay_seconds: float = Field(default=1800.0, ge=0, description="longest a notification waits for its digest")
+    web_secret: str | None = Field(
+        default=None, description="key signing web console sessions; default: generated once under home"
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -104,6 +123,13 @@ class Settings(BaseSettings):
     def _split_csv(cls, v: Any) -> Any:
         if isinstance(v, str):
             return [part.strip() for part in v.split(",") if part.strip()]
+        return v
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("smtp://", "smtps://")):
+            raise ValueError("an smtp://host:port or smtps://host:port URL (add ?starttls=true for STARTTLS)")
         return v
 
     @field_validator("broker_url", "broker_urls")

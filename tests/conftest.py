@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from eventpipe.testing.ports import port_open
+from tests.support.notify_servers import smtp_server, webhook_receiver  # noqa: F401 - in-process SMTP and webhook fixtures
 from tests.support.rabbit import MACHINE_AMQP
 from tests.support.workers import REPO
 
@@ -55,6 +56,7 @@ FIXTURE_MARKERS: dict[str, tuple[str, ...]] = {
     "redis_cluster": ("slow",),
     "fresh_redis_cluster": ("slow",),
     "pg_server": ("slow",),
+    "browser": ("slow",),
 }
 SERVICE_MARKERS = ("postgres", "redis", "rabbitmq", "slow")
 
@@ -422,6 +424,27 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[byte
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+# -- a browser ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's chromium through chromium-driver, headless, one per test module."""
+    from tests.support.web import CHROMEDRIVER, CHROMIUM, MISSING_BROWSER
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(MISSING_BROWSER)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1400,1000"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver.implicitly_wait(0)
+    yield driver
+    driver.quit()
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ Layers, low to high (a module may import its own layer and the layers below it):
 0. ``eventpipe.errors``, ``eventpipe.pipeline``
 1. ``eventpipe.config``, ``eventpipe.metadata``, ``eventpipe.kvstore``
 2. ``eventpipe.queues``, ``eventpipe.tasks``, ``eventpipe.middleware``, ``eventpipe.schedules``,
-   ``eventpipe.ops``, ``eventpipe.ingest``
+   ``eventpipe.ops``, ``eventpipe.ingest``, ``eventpipe.notify``
 3. ``eventpipe.runtime``, ``eventpipe.worker``, ``eventpipe.cli``, ``eventpipe.web``,
    ``eventpipe.testing`` and the package's own ``__init__`` (the public facade)
 
-Every import counts: module level, inside functions, and under ``TYPE_CHECKING`` (unless what it
+A module in no layer (a new package) is reported until it is added to ``LAYERS``. Every import counts: module level, inside functions, and under ``TYPE_CHECKING`` (unless what it
 imports is a ``typing.Protocol``, which names a shape, not a module to depend on). Cycles between
 modules are reported too. Run ``python tests/test_layers.py`` to print every violation as
 ``file:line``.
@@ -34,7 +34,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("eventpipe.errors", "eventpipe.pipeline"),
     ("eventpipe.config", "eventpipe.metadata", "eventpipe.kvstore"),
     ("eventpipe.queues", "eventpipe.tasks", "eventpipe.middleware", "eventpipe.schedules", "eventpipe.ops",
-     "eventpipe.ingest"),
+     "eventpipe.ingest", "eventpipe.notify"),
     ("eventpipe.runtime", "eventpipe.worker", "eventpipe.cli", "eventpipe.web", "eventpipe.testing", "eventpipe"),
 ]
 
@@ -67,7 +67,8 @@ def layer_of(module: str) -> int | None:
     best: tuple[int, int] | None = None  # (prefix length, layer)
     for index, prefixes in enumerate(LAYERS):
         for prefix in prefixes:
-            if (module == prefix or module.startswith(prefix + ".")) and (best is None or len(prefix) > best[0]):
+            inside = module == prefix or (prefix != PACKAGE and module.startswith(prefix + "."))
+            if inside and (best is None or len(prefix) > best[0]):
                 best = (len(prefix), index)
     return None if best is None else best[1]
 

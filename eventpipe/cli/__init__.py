@@ -11,7 +11,7 @@ import logging
 
 import click
 
-from . import db, dlq, events, federation, ingest, killswitch, kv, ops, projects, schedules, tasks, worker
+from . import cleanup, db, dlq, events, federation, ingest, issues, killswitch, kv, monitors, ops, projects, rules, schedules, stored, tasks, users, web, worker
 from ._common import EventpipeGroup
 
 @click.group(cls=EventpipeGroup)
@@ -24,6 +24,7 @@ def main(verbose: bool) -> None:
 
 ops.ops.add_command(killswitch.killswitch)
 ops.ops.add_command(dlq.dlq)
+cleanup.attach(projects.projects)
 
 for command in (
     tasks.tasks,
@@ -32,7 +33,9 @@ for command in (
     events.demo,
     events.send,
     events.stats,
-    events.issues,
+    issues.issues,
+    cleanup.cleanup,
+    stored.events,
     kv.kv,
     schedules.schedules,
     schedules.scheduler,
@@ -40,6 +43,10 @@ for command in (
     worker.worker,
     ingest.ingest,
     ops.ops,
+    rules.rules,
+    monitors.monitors,
+    web.web,
+    users.users,
 ):
     main.add_command(command)
 

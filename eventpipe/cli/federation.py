@@ -15,6 +15,7 @@ from eventpipe.config import ConfigError, get_settings
 from eventpipe.queues import federation as fed
 from eventpipe.queues.management import management_urls_for
 from eventpipe.queues.topology import Topology
+from eventpipe.queues import federation_links as links_mod
 
 from ._common import CommandFailed, ExitCode, emit_json, group, json_option, out, table
 
@@ -60,7 +61,7 @@ def federation() -> None:
               help="logical queue to federate (repeatable); default: every queue of the task catalogue")
 @click.option("--prefetch", type=click.IntRange(1, 65535), default=fed.DEFAULT_LINK_PREFETCH, show_default=True,
               help="federation link prefetch; lower means fewer messages bounce between idle nodes")
-@click.option("--wait", "wait_s", type=click.FloatRange(0), default=fed.DEFAULT_LINK_WAIT_S, show_default=True,
+@click.option("--wait", "wait_s", type=click.FloatRange(0), default=links_mod.DEFAULT_LINK_WAIT_S, show_default=True,
               help="seconds to wait for every federation link to run (0: do not wait)")
 @json_option
 def setup(queues: tuple[str, ...], prefetch: int, wait_s: float, as_json: bool) -> None:
@@ -76,7 +77,7 @@ def setup(queues: tuple[str, ...], prefetch: int, wait_s: float, as_json: bool) 
     if wait_s > 0 and len(result.nodes) > 1:
         if not as_json:
             click.echo(f"waiting up to {wait_s:.0f}s for the federation links to run...", err=True)
-        links = fed.wait_links(amqp, mgmt, topology, timeout_s=wait_s)
+        links = links_mod.wait_links(amqp, mgmt, topology, timeout_s=wait_s)
     running = sum(len(n.links) for n in links.nodes) if links else None
     if as_json:
         emit_json({**result.to_dict(), "links_running": running})

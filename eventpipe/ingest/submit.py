@@ -31,7 +31,7 @@ from eventpipe.metadata.db import Database
 from eventpipe.metadata.models import Project
 from eventpipe.pipeline.errors import InvalidEvent
 from eventpipe.pipeline.keys import body_key
-from eventpipe.pipeline.normalize import normalize_event
+from eventpipe.pipeline.normalize import event_id_of
 from eventpipe.tasks.api import TaskContext
 from eventpipe.tasks.batching import GroupCommit
 from eventpipe.tasks.events import process, store_blob
@@ -175,9 +175,11 @@ class Submitter:
                 if len(body) > limit:
                     raise InvalidEvent("too_large", "$", f"{len(body)} bytes exceeds the {limit}-byte limit")
                 parsed = orjson.loads(body) if isinstance(data, (bytes, bytearray)) else data
-                # Validate now, so the caller learns at once what is wrong; processing normalizes again
-                # (and stores the clean body), which keeps this path free of a second body write.
-                event_id = normalize_event(parsed, project_id=project_id, received=received)["event_id"]
+                # Only what cannot be an event is refused here (everything else is repaired, and
+                # recorded in the event's errors, by the processing stage, which normalizes once).
+                if not isinstance(parsed, dict):
+                    raise InvalidEvent("not_an_object", "$", f"an event must be a JSON object, got {type(parsed).__name__}")
+                event_id = event_id_of(parsed)
                 if parsed.get("event_id") != event_id:
                     body = orjson.dumps({**parsed, "event_id": event_id})  # the canonical id in the stored body
             except InvalidEvent as exc:

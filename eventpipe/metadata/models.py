@@ -39,6 +39,11 @@ class Project(Base):
     ingest_key: Mapped[str] = mapped_column(String(64), unique=True)
     retention_days: Mapped[int] = mapped_column(Integer, default=90)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    # groups: auto-resolve issues not seen for this many hours (None or 0: never)
+    resolve_age: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Browser origins allowed to send events (CORS), whitespace-separated: "*", an origin, a host
+    # or "*.example.com" (see eventpipe.ingest.cors). Migration 0006_sdk.
+    allowed_origins: Mapped[str] = mapped_column(Text, default="*", server_default="*")
 
 
 class Issue(Base):
@@ -56,6 +61,9 @@ class Issue(Base):
     last_seen: Mapped[datetime] = mapped_column(DateTime)
     times_seen: Mapped[int] = mapped_column(BigInteger, default=0)
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # groups: an "ignored" issue's snooze lapses at this time, or once times_seen reaches this count
+    snooze_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    snooze_until_seen: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class Event(Base):
@@ -147,6 +155,9 @@ class Activity(Base):
     event_id: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime)
     notified_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # groups: who did it ("system" for periodic tasks) and details (e.g. merged issue ids)
+    actor: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    data: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
 class DeadLetter(Base):
@@ -289,3 +300,242 @@ class KillSwitchRule(Base):
 
 
 __all__ = ["ClosedQueue", "DrainedNode", "KillSwitchRule"]
+
+
+# groups and cleanup (issue lifecycle, fingerprint rules, regroup, retention) -----------------------
+
+
+class FingerprintRuleVersion(Base):
+    """Every version of a project's fingerprint rules; the highest version is in force. An empty
+    ``text`` is a version too (rules cleared), so history is never rewritten."""
+
+    __tablename__ = "fingerprint_rule_versions"
+
+    project_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    text: Mapped[str] = mapped_column(Text)
+    rules: Mapped[list] = mapped_column(JSON)  # parsed form (RuleSet.to_json)
+    actor: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class IssueRedirect(Base):
+    """An issue id that no longer exists (merged, or emptied by a regroup) and where it went, so
+    old links and ``issues show OLD`` still reach the surviving issue."""
+
+    __tablename__ = "issue_redirects"
+
+    issue_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    project_id: Mapped[int] = mapped_column(Integer)
+    target_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    reason: Mapped[str] = mapped_column(String(16))  # "merge" | "regroup"
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class ScheduledDeletion(Base):
+    """A requested deletion (issue or project), recorded before its task is enqueued so a lost
+    message is re-sent by ``cleanup.run_scheduled_deletions``."""
+
+    __tablename__ = "scheduled_deletions"
+    __table_args__ = (UniqueConstraint("kind", "object_id", name="uq_scheduled_deletion"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "issue" | "project"
+    object_id: Mapped[int] = mapped_column(BigInteger)
+    project_id: Mapped[int] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    last_enqueued_at: Mapped[datetime] = mapped_column(DateTime)
+    done_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
+
+
+class RegroupRun(Base):
+    """One ``issues regroup`` of a project: its cursor (the last event row id done) and counts,
+    advanced in the same transaction as each chunk's moves, so a crashed run resumes exactly."""
+
+    __tablename__ = "regroup_runs"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(Integer, index=True)
+    rules_version: Mapped[int] = mapped_column(Integer)
+    cursor: Mapped[int] = mapped_column(BigInteger, default=0)
+    total: Mapped[int] = mapped_column(BigInteger, default=0)
+    events_read: Mapped[int] = mapped_column(BigInteger, default=0)
+    events_moved: Mapped[int] = mapped_column(BigInteger, default=0)
+    bodies_missing: Mapped[int] = mapped_column(BigInteger, default=0)
+    issues_created: Mapped[int] = mapped_column(Integer, default=0)
+    merged_away: Mapped[int] = mapped_column(Integer, default=0)
+    passes: Mapped[int] = mapped_column(Integer, default=1)
+    conflicts: Mapped[int] = mapped_column(BigInteger, default=0)  # events moved by others during this pass
+    touched: Mapped[dict] = mapped_column(JSON)  # {old issue: {new issue: events moved}}, checked at the end
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)  # last chunk done (stalled runs are re-sent)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class KVOrphanCandidate(Base):
+    """A body seen with no event row; deleted by ``cleanup.kv_orphans`` once it has stayed an
+    orphan for the grace period (the store gives no portable modification time)."""
+
+    __tablename__ = "kv_orphan_candidates"
+
+    key: Mapped[str] = mapped_column(String(512), primary_key=True)
+    first_seen_at: Mapped[datetime] = mapped_column(DateTime)
+# --- notifications, reports and cron monitors ----------------------------------------------------
+# Alert rules decide which events notify whom; email goes out as per-project digests and every
+# irrevocable send (an email, a webhook POST) is a row claimed before it is attempted, so a
+# redelivered task never repeats a send the remote accepted.
+
+class AlertRule(Base):
+    """``when``: first_seen | regression | every_event | frequency | spike (with count/minutes)."""
+
+    __tablename__ = "alert_rules"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    when: Mapped[str] = mapped_column(String(32))
+    count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    level: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    emails: Mapped[list] = mapped_column(JSON)
+    webhooks: Mapped[list] = mapped_column(JSON)
+    throttle_minutes: Mapped[int] = mapped_column(Integer, default=30)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class RuleFireState(Base):
+    """When a rule last fired for an issue (0: the project); the throttle is a compare-and-set on it."""
+
+    __tablename__ = "alert_rule_fires"
+
+    rule_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    issue_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    last_fired_at: Mapped[datetime] = mapped_column(DateTime)
+    fired: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class DigestRecord(Base):
+    """One notification waiting for its project's digest; ``digest_id`` is set when a digest takes it."""
+
+    __tablename__ = "digest_records"
+    __table_args__ = (
+        UniqueConstraint("rule_id", "issue_id", "kind", "ref", name="uq_digest_record"),
+        Index("ix_digest_records_pending", "project_id", "digest_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(Integer)
+    rule_id: Mapped[int] = mapped_column(BigInteger)
+    issue_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(32))
+    ref: Mapped[str] = mapped_column(String(64))  # event id or activity key
+    detail: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    digest_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class DigestTimeline(Base):
+    """A project's digest schedule (the reference system's timeline): ``ready`` is due now,
+    ``waiting`` is due at ``due_at``; no row means idle (the next record is delivered at once)."""
+
+    __tablename__ = "digest_timelines"
+
+    project_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    state: Mapped[str] = mapped_column(String(16))
+    due_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    last_processed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class Digest(Base):
+    """One delivered digest window of a project: the records it took and when."""
+
+    __tablename__ = "digests"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(Integer, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    records: Mapped[int] = mapped_column(Integer)
+    issues: Mapped[int] = mapped_column(Integer)
+
+
+class NotificationSend(Base):
+    """An irrevocable send, recorded before it is attempted. ``status``: pending -> sending ->
+    sent; a failure the remote reported goes back to pending (retried) or to dead with the
+    reason; a crash between the remote accepting and ``sent`` leaves ``sending``: never retried
+    (the documented at-most-once step)."""
+
+    __tablename__ = "notification_sends"
+    __table_args__ = (Index("ix_notification_sends_status", "status", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    channel: Mapped[str] = mapped_column(String(16))  # email | webhook
+    project_id: Mapped[int] = mapped_column(Integer, index=True)
+    target: Mapped[str] = mapped_column(String(1000))
+    payload: Mapped[dict] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class CronMonitor(Base):
+    """A cron job that checks in; ``monitors.check`` opens an issue when a check-in is missed or failed."""
+
+    __tablename__ = "cron_monitors"
+    __table_args__ = (UniqueConstraint("project_id", "slug", name="uq_cron_monitor_slug"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    slug: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200))
+    schedule: Mapped[str] = mapped_column(String(100))
+    margin_minutes: Mapped[int] = mapped_column(Integer, default=5)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    checked_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)  # slots before this are judged
+
+
+class CheckIn(Base):
+    """One check-in of a monitor: ``status`` ok | error | in_progress."""
+
+    __tablename__ = "cron_checkins"
+    __table_args__ = (
+        UniqueConstraint("monitor_id", "checkin_id", name="uq_cron_checkin"),
+        Index("ix_cron_checkins_monitor_ts", "monitor_id", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    monitor_id: Mapped[int] = mapped_column(BigInteger)
+    checkin_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    duration_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+# Web console (eventpipe.web): its users and the audit trail of every action taken there ---------
+class WebUser(Base):
+    """A console login. ``password_hash`` is ``scrypt$n$r$p$salt$hash`` (base64), never the password."""
+
+    __tablename__ = "web_users"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16), default="viewer")  # "admin" | "viewer"
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class AuditEntry(Base):
+    """One row per console action (and per refused or failed one), with the user who took it."""
+
+    __tablename__ = "web_audit"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    user: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(300), index=True)
+    outcome: Mapped[str] = mapped_column(String(16), default="ok")  # ok | refused | failed
+    detail: Mapped[dict] = mapped_column(JSON)

@@ -13,13 +13,18 @@ from .db import Database, utcnow
 from .models import Activity, BufferedCounter, DeadLetter, Event, Issue, Project
 
 
-def ensure_project(db: Database, project_id: int, name: str) -> Project:
-    """Create the project with a fresh ingest key unless it exists; idempotent."""
+def ensure_project(db: Database, project_id: int, name: str, *, origins: list[str] | None = None) -> Project:
+    """Create the project with a fresh ingest key unless it exists; idempotent. ``origins`` (when
+    given) replaces the browser origins allowed to send events (default for new projects: ``*``)."""
     with db.session() as s:
         project = s.get(Project, project_id)
         if project is None:
-            project = Project(id=project_id, name=name, ingest_key=secrets.token_hex(16), created_at=utcnow())
+            project = Project(
+                id=project_id, name=name, ingest_key=secrets.token_hex(16), created_at=utcnow(), allowed_origins="*"
+            )
             s.add(project)
+        if origins is not None:
+            project.allowed_origins = " ".join(origins)
         return project
 
 
@@ -65,7 +70,8 @@ def store_totals(db: Database, store: KeyValueStore) -> dict[str, Any]:
     """What ``eventpipe stats`` and ``demo`` report: events indexed, bodies stored, every issue."""
     return {
         "events_stored": totals(db)["events_stored"],
-        "bodies_stored": sum(1 for k in store.keys() if not k.startswith(RESERVED_PREFIX)),
+        # event bodies only: not reserved keys, not attachments stored beside a body ({key}.att/...)
+        "bodies_stored": sum(1 for k in store.keys() if not k.startswith(RESERVED_PREFIX) and ".att/" not in k),
         "issues": [
             {k: r[k] for k in ("id", "title", "count", "first_seen", "last_seen")} for r in issue_rows(db)
         ],

@@ -134,6 +134,8 @@ class KillSwitch(Middleware):
         return None
 
     def before_process_message(self, broker: Any, message: Any) -> None:
+        if not self.rules():  # the common case: no rule, nothing to look at
+            return
         kwargs = message.kwargs or {}
         items = kwargs.get("items")
         if isinstance(items, list) and set(kwargs) == {"items"}:  # a batch: judge each item

@@ -295,10 +295,11 @@ def sql_walk(rt: Any, flt: Filter, *, action: str = "list") -> Outcome:
     return out
 
 
-def walk(rt: Any, flt: Filter, *, action: str = "list") -> Outcome:
+def walk(rt: Any, flt: Filter, *, action: str = "list", limit: int = 100_000) -> Outcome:
     """List, replay or purge the dead letters matching ``flt`` wherever this deployment keeps them:
     the ``dead_letters`` table in the embedded mode, every node's DLQs with RabbitMQ. Replayed
-    work in the embedded mode runs here and now, or it would vanish with the process."""
+    work in the embedded mode runs here and now, or it would vanish with the process. ``limit``
+    bounds the messages read per DLQ (the console's listing reads the first ones only)."""
     if rt.broker.in_process:  # its dead letters are kept in SQL, since its queues die with the process
         result = sql_walk(rt, flt, action=action)
         if action == "replay" and result.replayed:
@@ -306,4 +307,4 @@ def walk(rt: Any, flt: Filter, *, action: str = "list") -> Outcome:
         return result
     from .nodes import nodes_for
 
-    return rabbit_walk(nodes_for(rt.settings), rt.topology, rt.registry.queues(), flt, action=action)
+    return rabbit_walk(nodes_for(rt.settings), rt.topology, rt.registry.queues(), flt, action=action, limit=limit)

@@ -27,7 +27,7 @@ from sqlalchemy import select
 from eventpipe.metadata.db import utcnow
 from eventpipe.metadata.models import WorkerHeartbeat
 from eventpipe.queues.management import BrokerNode, ManagementError, QueueStats
-from eventpipe.queues.nodes import connect, queue_depth
+from eventpipe.queues.nodes import connect
 from eventpipe.queues.topology import Topology
 
 from .nodes import nodes_for
@@ -132,7 +132,17 @@ def node_rows(node: BrokerNode, topology: Topology, logical: list[str]) -> list[
                          error=f"AMQP unreachable: {type(exc).__name__} {exc}".strip()) for n in names]
     try:
         for name in names:
-            ready = queue_depth(conn, name)
+            ch = conn.channel()
+            declared_consumers: int | None = None
+            try:
+                ok = ch.queue_declare(name, passive=True).method
+                ready: int | None = int(ok.message_count)
+                declared_consumers = int(ok.consumer_count)  # exact too; used when management is down
+            except pika.exceptions.ChannelClosedByBroker:
+                ready = None
+            finally:
+                if ch.is_open:
+                    ch.close()
             if ready is None and name not in stats:
                 continue  # not declared on this node: nothing to show
             lag = lag_of(conn, name) if ready else (0.0 if ready == 0 else None)
@@ -140,7 +150,7 @@ def node_rows(node: BrokerNode, topology: Topology, logical: list[str]) -> list[
             rows.append(QueueRow(
                 queue=topology.logical(name), node=node.host_port,
                 ready=ready if ready is not None else (st.messages_ready if st else None),
-                unacked=st.messages_unacked if st else None, consumers=st.consumers if st else None,
+                unacked=st.messages_unacked if st else None, consumers=st.consumers if st else declared_consumers,
                 lag_seconds=round(lag, 3) if lag is not None else None,
                 publish_rate=st.publish_rate if st else None, deliver_rate=st.deliver_rate if st else None,
                 ack_rate=st.ack_rate if st else None,
@@ -234,3 +244,19 @@ def collect(rt: Any) -> Report:
         workers, errors = [], [*errors, f"workers: {exc}"]
     rows.sort(key=lambda r: (r.queue, r.node))
     return Report(rows, workers, links, totals, settings.lag_threshold_seconds, settings.backlog_threshold, errors)
+
+
+def embedded_rows(rt: Any) -> list[QueueRow]:
+    """The in-process queues of an embedded runtime (this process only): ready and in-flight counts.
+    Other processes' in-process queues are invisible by construction."""
+    rows = []
+    queues = getattr(rt.broker, "queues", {}) or {}
+    for name in sorted(set(queues) | set(rt.queue_names())):
+        if ".DQ" in name or ".XQ" in name:  # dramatiq's delay/dead queues of the stub broker
+            continue
+        q = queues.get(name)
+        ready = q.qsize() if q is not None else 0
+        in_flight = max(0, q.unfinished_tasks - ready) if q is not None else 0
+        rows.append(QueueRow(queue=rt.topology.logical(name), node="embedded", ready=ready, unacked=in_flight,
+                             consumers=None, lag_seconds=None))
+    return rows

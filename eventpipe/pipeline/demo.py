@@ -1,4 +1,5 @@
-"""Realistic demo traffic: error events from a few projects, with repeats and malformed ones.
+"""Realistic demo traffic: error events from a few projects, with repeats and malformed ones
+(a non-object is rejected; the other malformed events are repaired and their defects recorded).
 
 Deterministic for a seed (ids, choices, offsets), so two runs with one seed submit the same
 events and the second changes no total. Pure: returns data, performs no I/O.
@@ -80,7 +81,11 @@ def generate(n: int, seed: int = 0, *, now: float, large: bool = False) -> list[
             out.append(earlier)  # a client resending the same event
             continue
         if roll < 0.04:
-            out.append(DemoEvent(rng.choice(list(DEMO_PROJECTS)), rng.choice(MALFORMED)))
+            payload = rng.choice(MALFORMED)
+            if isinstance(payload, dict) and "event_id" not in payload:
+                # repaired on ingest (recorded in the event's errors); a fixed id keeps reruns idempotent
+                payload = {**payload, "event_id": uuid.UUID(int=rng.getrandbits(128), version=4).hex}
+            out.append(DemoEvent(rng.choice(list(DEMO_PROJECTS)), payload))
             continue
         event_id = uuid.UUID(int=rng.getrandbits(128), version=4).hex
         timestamp = now - rng.uniform(0, 36 * 3600)

@@ -12,6 +12,8 @@ import re
 from typing import Any
 
 DEFAULT_MARKER = "{{ default }}"
+UNLABELED = "<unlabeled event>"
+MAX_CULPRIT_LENGTH = 200
 
 _VARIABLE_PARTS = [
     (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I), "<uuid>"),
@@ -38,17 +40,25 @@ def default_components(event: dict[str, Any]) -> list[str]:
         for exc in exceptions:
             parts.append(f"type:{exc.get('type', 'Error')}")
             frames = exc.get("frames") or []
-            chosen = [f for f in frames if f.get("in_app")] or frames
-            if chosen:
-                for frame in chosen:
-                    where = frame.get("module") or _basename(frame.get("filename") or frame.get("abs_path") or "?")
-                    parts.append(f"frame:{where}:{frame.get('function') or '?'}")
+            if frames:
+                parts.extend(_frame_components(frames))
             else:
                 parts.append(f"value:{message_template(str(exc.get('value', '')))}")
         return parts
+    frames = (event.get("stacktrace") or {}).get("frames") or []
+    if frames:  # a stacktrace-only event groups by its frames, as the reference does
+        return ["stacktrace", *_frame_components(frames)]
     logentry = event.get("logentry") or {}
     template = logentry.get("message") or message_template(event.get("message", ""))
-    return [f"message:{template}"]
+    return [f"message:{template}"] if template else [f"title:{event_title(event)}"]
+
+
+def _frame_components(frames: list[dict[str, Any]]) -> list[str]:
+    chosen = [f for f in frames if f.get("in_app")] or frames
+    return [
+        f"frame:{frame.get('module') or _basename(frame.get('filename') or frame.get('abs_path') or '?')}:{frame.get('function') or '?'}"
+        for frame in chosen
+    ]
 
 
 def fingerprint_components(event: dict[str, Any]) -> list[str]:
@@ -70,26 +80,82 @@ def fingerprint_hash(event: dict[str, Any]) -> str:
 
 
 def title_and_culprit(event: dict[str, Any]) -> tuple[str, str]:
+    """The issue title and culprit by the reference system's rules (``eventtypes`` and
+    ``culprit.generate_culprit``): a client-given culprit or transaction wins; else the culprit of
+    the last stacktrace, from its most recent in-app frame or, when none is in app, its top frame."""
+    culprit = event.get("culprit") or event.get("transaction") or generate_culprit(event)
+    return event_title(event)[:512], str(culprit)[:MAX_CULPRIT_LENGTH]
+
+
+def event_title(event: dict[str, Any]) -> str:
     exceptions = event.get("exception") or []
     if exceptions:
-        exc = exceptions[-1]  # the outermost (last) exception is what the user saw
-        value = str(exc.get("value") or "").strip().splitlines()
-        title = f"{exc.get('type', 'Error')}: {value[0]}" if value else str(exc.get("type", "Error"))
+        exc = exceptions[-1]  # the last exception is the one raised most recently
+        if (exc.get("mechanism") or {}).get("synthetic"):
+            # a synthetic type (a signal, a crash report) says nothing: name the crash location
+            return _crash_function(exc.get("frames") or []) or "<unknown>"
+        etype = str(exc.get("type") or "Error")[:128]
+        lines = str(exc.get("value") or "").splitlines()
+        first = lines[0] if lines else ""
+        return f"{etype}: {truncatechars(first, 100)}" if first else etype
+    if event.get("type") == "error":
+        return "<unknown>"  # exception values were sent, none usable: the reference's error title
+    message = (event.get("message") or "").strip()
+    if message:
+        return truncatechars(message.splitlines()[0], 100)
+    return UNLABELED
+
+
+def generate_culprit(event: dict[str, Any]) -> str:
+    platform = event.get("platform")
+    exceptions = event.get("exception") or []
+    if exceptions:
+        if (exceptions[-1].get("mechanism") or {}).get("synthetic"):
+            return ""  # the reference gives synthetic events no culprit
+        stacktraces = [exc["frames"] for exc in exceptions if exc.get("frames")]
     else:
-        lines = (event.get("message") or "").strip().splitlines()
-        title = lines[0] if lines else "<unlabeled event>"
-    culprit = event.get("culprit") or event.get("transaction") or _culprit_from_frames(exceptions)
-    return title[:512], culprit[:512]
+        frames = (event.get("stacktrace") or {}).get("frames") or []
+        stacktraces = [frames] if frames else []
+    culprit = stacktrace_culprit(stacktraces[-1], platform) if stacktraces else ""
+    if not culprit:
+        request = event.get("request") or {}
+        culprit = request.get("url") if isinstance(request.get("url"), str) else ""
+    return truncatechars(culprit or "", MAX_CULPRIT_LENGTH)
 
 
-def _culprit_from_frames(exceptions: list[dict[str, Any]]) -> str:
-    for exc in reversed(exceptions):
-        frames = exc.get("frames") or []
-        for frame in reversed(frames):
-            if frame.get("in_app"):
-                where = frame.get("module") or frame.get("filename") or "?"
-                return f"{where} in {frame.get('function') or '?'}"
-    return ""
+def stacktrace_culprit(frames: list[dict[str, Any]], platform: str | None) -> str:
+    default: str | None = None
+    for frame in reversed(frames):
+        if frame.get("in_app"):
+            culprit = frame_culprit(frame, platform)
+            if culprit:
+                return culprit
+        elif default is None:
+            default = frame_culprit(frame, platform)
+    return default or ""
+
+
+def frame_culprit(frame: dict[str, Any], platform: str | None) -> str:
+    """``module in function``; ``function(file)`` for JavaScript and Node; the function alone
+    for native code; nothing for a frame with neither module nor filename."""
+    platform = frame.get("platform") or platform
+    if platform in ("objc", "cocoa", "native"):
+        return frame.get("function") or "?"
+    fileloc = frame.get("module") or frame.get("filename")
+    if not fileloc:
+        return ""
+    if platform in ("javascript", "node"):
+        return f"{frame.get('function') or '?'}({fileloc})"
+    return f"{fileloc} in {frame.get('function') or '?'}"
+
+
+def truncatechars(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: max(0, limit - 3)] + "..."
+
+
+def _crash_function(frames: list[dict[str, Any]]) -> str:
+    chosen = [f for f in frames if f.get("in_app")] or frames
+    return str(chosen[-1].get("function") or "") if chosen else ""
 
 
 def _basename(path: str) -> str:

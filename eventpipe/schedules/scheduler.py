@@ -3,7 +3,7 @@
 One tick, per job that may have something due:
 
 1. read the job's watermark, pause flag and its claimed-but-unfired slots (one read transaction);
-2. :func:`~eventpipe.schedules.spec.plan` the slots to fire under the catch-up policy;
+2. :func:`~eventpipe.schedules.plan.plan` the slots to fire under the catch-up policy;
 3. claim them (plus any owed slots) and move the watermark forward, in one transaction for SQL
    claims — a crash before this commit leaves nothing decided, a crash after it leaves claims
    that the owner or, after the lease, anyone else will fire;
@@ -33,15 +33,14 @@ from typing import TYPE_CHECKING, Any
 
 from eventpipe.schedules import store
 from eventpipe.schedules.claims import SlotClaims, SlotRef, make_claims
+from eventpipe.schedules.plan import Plan, plan
 from eventpipe.schedules.spec import (
     JobRegistry,
     JobSpec,
-    Plan,
     ScheduleError,
     epoch_ms,
     load_jobs,
     naive_utc,
-    plan,
     to_utc,
 )
 from eventpipe.tasks.api import registry as task_registry

@@ -223,7 +223,14 @@ CATALOGUE_MODULES = (
     "eventpipe.tasks.events",
     "eventpipe.tasks.buffers",
     "eventpipe.tasks.rollups",
+    "eventpipe.tasks.groups",
+    "eventpipe.tasks.regroup",
+    "eventpipe.tasks.cleanup",
     "eventpipe.ops.tasks",
+    "eventpipe.tasks.notify",
+    "eventpipe.tasks.notify_send",
+    "eventpipe.tasks.reports",
+    "eventpipe.tasks.monitors",
 )
 
 

@@ -25,11 +25,16 @@ from eventpipe.metadata.db import utcnow
 from eventpipe.metadata.models import Activity
 from eventpipe.metadata.save import EventRow, save_events
 from eventpipe.pipeline.errors import InvalidEvent
-from eventpipe.pipeline.grouping import fingerprint_hash, title_and_culprit
+from eventpipe.metadata.grouping_rules import rules_for_projects
+from eventpipe.pipeline.fingerprint_rules import grouping_hash
+from eventpipe.pipeline.grouping import title_and_culprit
 from eventpipe.pipeline.keys import body_key
 from eventpipe.pipeline.normalize import normalize_event
 from eventpipe.pipeline.scrub import scrub_event
+from eventpipe.pipeline.trim import trim_event
+from eventpipe.notify.rules import watches_every_event
 from eventpipe.tasks.api import Item, ItemFailures, PermanentError, TaskContext, task
+from eventpipe.tasks.notify import evaluate
 
 
 class MissingBody(EventpipeError):
@@ -44,9 +49,11 @@ def _dt(ts: float) -> datetime:
 
 @task("events.process", queue="events", batch=True, batch_size=200, throws=(InvalidEvent, KVCorrupt))
 def process(ctx: TaskContext, items: list[Item]) -> ItemFailures:
-    """Normalize, mark in-app frames, scrub secrets, fingerprint; store the clean bodies."""
+    """Normalize, mark in-app frames, trim oversized parts, scrub secrets, fingerprint; store the
+    clean bodies (one ``get_many`` and one ``put_many`` per batch)."""
     keys = [body_key(it["project_id"], it["event_id"]) for it in items]
     bodies = ctx.store.get_many(keys)
+    rules = rules_for_projects(ctx.db, {it["project_id"] for it in items})  # server-side fingerprint rules
     failures: dict[int, BaseException] = {}
     clean: dict[str, bytes] = {}
     saves: list[Item] = []
@@ -57,7 +64,7 @@ def process(ctx: TaskContext, items: list[Item]) -> ItemFailures:
             continue
         try:
             data = orjson.loads(raw)
-            event = scrub_event(normalize_event(data, project_id=it["project_id"], received=it["received"]))
+            event = scrub_event(trim_event(normalize_event(data, project_id=it["project_id"], received=it["received"])))
             if event["event_id"] != it["event_id"]:
                 raise PermanentError(f"body at {key!r} has event_id {event['event_id']!r}")
         except orjson.JSONDecodeError as exc:
@@ -73,7 +80,7 @@ def process(ctx: TaskContext, items: list[Item]) -> ItemFailures:
             {
                 "project_id": it["project_id"],
                 "event_id": it["event_id"],
-                "fingerprint": fingerprint_hash(event),
+                "fingerprint": grouping_hash(event, rules[it["project_id"]]),
                 "title": title,
                 "culprit": culprit,
                 "level": event["level"],
@@ -120,26 +127,33 @@ def save(ctx: TaskContext, items: list[Item]) -> None:
     ]
     with ctx.db.session() as s:
         outcome = save_events(s, rows, utcnow())
-    if outcome.handovers:
+    handovers = list(outcome.handovers)
+    # Projects with a rule on every event (every_event, frequency) need every new event told;
+    # the others only the events with activity (first seen, regression).
+    told = {(h.project_id, h.event_id) for h in handovers}
+    watching = {p for p in {h.project_id for h in outcome.new} if watches_every_event(ctx.db, p)}
+    handovers += [h for h in outcome.new if h.project_id in watching and (h.project_id, h.event_id) not in told]
+    if handovers:
         post_process.send_many(
             ctx,
             [
                 {"project_id": h.project_id, "event_id": h.event_id, "issue_id": h.issue_id, "level": h.level, "kinds": list(h.kinds)}
-                for h in outcome.handovers
+                for h in handovers
             ],
         )
 
 
 @task("events.post_process", queue="events.post", batch=True, batch_size=500)
 def post_process(ctx: TaskContext, items: list[Item]) -> None:
-    """Hand first-seen and regression activity of these events to notifications, once each.
-
-    Activity rows are written by ``save`` in the events' own transaction; this step marks them
-    handed over (compare-and-set on ``notified_at``), so a redelivery notifies nothing twice."""
-    keys = [(it["issue_id"], it["event_id"]) for it in items]
-    with ctx.db.session() as s:
-        s.execute(
-            update(Activity)
-            .where(tuple_(Activity.issue_id, Activity.event_id).in_(keys), Activity.notified_at.is_(None))
-            .values(notified_at=utcnow())
-        )
+    """Evaluate the projects' alert rules for these events, then mark their first-seen and
+    regression activity handed over (compare-and-set on ``notified_at``). Rule firing is recorded
+    once per rule and event, so a redelivery notifies nothing twice."""
+    evaluate(ctx, items)  # alert rules: throttled by compare-and-set, recorded once per rule and event
+    keys = [(it["issue_id"], it["event_id"]) for it in items if it.get("kinds")]
+    if keys:
+        with ctx.db.session() as s:
+            s.execute(
+                update(Activity)
+                .where(tuple_(Activity.issue_id, Activity.event_id).in_(keys), Activity.notified_at.is_(None))
+                .values(notified_at=utcnow())
+            )

@@ -28,7 +28,7 @@ def test_chaos_r2_smoke(tmp_path: Path) -> None:
     report = out.read_text()
     row = next(line for line in report.splitlines() if line.startswith("| R2 "))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    accepted, stored, lost, dup_rows = (int(c) for c in cells[2:6])
+    accepted, stored, lost, dup_rows = (int(c) for c in cells[3:7])
     assert accepted > 0 and stored == accepted and lost == 0 and dup_rows == 0, report
     assert re.search(r"commit `[0-9a-f]+", report)
     assert res.returncode == 0, res.stdout + res.stderr

@@ -50,19 +50,21 @@ def test_send_reports_file_and_field_and_keeps_good_files(tmp_path):
     good = tmp_path / "good.json"
     good.write_text(json.dumps({"message": "disk full", "level": "fatal"}))
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"message": "x", "timestamp": "tomorrow-ish"}))
+    bad.write_text(json.dumps(["not an event"]))
+    repaired = tmp_path / "repaired.json"
+    repaired.write_text(json.dumps({"message": "x", "timestamp": "tomorrow-ish"}))
     env = tmp_path / "e.envelope"
     env.write_bytes(b'{"dsn":"https://k@h/5"}\n{"type":"event"}\n{"message":"from envelope"}\n')
-    result = CliRunner().invoke(main, ["send", "--json", "--project", "5", str(good), str(bad), str(env)])
+    result = CliRunner().invoke(main, ["send", "--json", "--project", "5", str(good), str(bad), str(repaired), str(env)])
     reset()
     assert result.exit_code == 1
-    assert "bad.json" in result.stderr and "timestamp" in result.stderr
+    assert "bad.json" in result.stderr and "must be a JSON object" in result.stderr
     report = json.loads(result.stdout)
-    assert report["accepted"] == 2
+    assert report["accepted"] == 3  # a bad timestamp is repaired, not rejected
     code, output = run("issues", "list", "--json")
     reset()
     titles = sorted(i["title"] for i in json.loads(output))
-    assert titles == ["disk full", "from envelope"]
+    assert titles == ["disk full", "from envelope", "x"]
 
 
 def test_send_json_event_needs_a_project(tmp_path):

@@ -62,3 +62,34 @@ def test_title_and_culprit():
     assert title == "KeyError: 'user_id'"
     assert culprit == "app.views in show"
     assert title_and_culprit(ev(message="hello\nworld"))[0] == "hello"
+
+
+def test_culprits_follow_the_reference_rules_per_platform():
+    from eventpipe.pipeline.grouping import frame_culprit, stacktrace_culprit
+
+    frame = {"module": "app/views", "filename": "views.js", "function": "save"}
+    assert frame_culprit(frame, "javascript") == "save(app/views)"
+    assert frame_culprit({"filename": "a.js"}, "node") == "?(a.js)"
+    assert frame_culprit({"function": "main"}, "python") == ""  # neither module nor filename
+    assert frame_culprit({"function": "objc_msgSend", "filename": "x"}, "cocoa") == "objc_msgSend"
+    assert frame_culprit({"module": "m", "function": "f", "platform": "native"}, "python") == "f"
+    # no in-app frame: the top (last) frame; an in-app frame wins over later library frames
+    lib = [{"module": "lib.a", "function": "x", "in_app": False}, {"module": "lib.b", "function": "y", "in_app": False}]
+    assert stacktrace_culprit(lib, "python") == "lib.b in y"
+    assert stacktrace_culprit([{"module": "app", "function": "f", "in_app": True}, *lib], "python") == "app in f"
+
+
+def test_unlabeled_and_stacktrace_only_events():
+    empty = ev()
+    assert title_and_culprit(empty) == ("<unlabeled event>", "")
+    st = ev(stacktrace={"frames": [{"module": "raven.base", "function": "main", "in_app": False}]})
+    assert title_and_culprit(st) == ("<unlabeled event>", "raven.base in main")
+    assert fingerprint_hash(st) != fingerprint_hash(empty)
+
+
+def test_long_titles_are_truncated_like_the_reference():
+    title, _ = title_and_culprit(ev(message="x" * 150))
+    assert title == "x" * 97 + "..."
+    synthetic = ev(exception={"values": [{"type": "SIGSEGV", "mechanism": {"synthetic": True}, "stacktrace": {"frames": [
+        {"function": "crash_here", "in_app": True}]}}]})
+    assert title_and_culprit(synthetic) == ("crash_here", "")

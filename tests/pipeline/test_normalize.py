@@ -33,7 +33,8 @@ def test_any_json_normalizes_or_is_rejected_clearly(data):
     assert len(out["event_id"]) == 32
     assert out["level"] in {"fatal", "error", "warning", "info", "debug"}
     assert math.isfinite(out["timestamp"])
-    assert "message" in out or "exception" in out
+    for error in out.get("errors", []):
+        assert error["type"] and error["field"] and error["error"]
 
 
 def test_levels_platforms_and_timestamps_are_normalized():
@@ -54,23 +55,70 @@ def test_future_and_ancient_timestamps_are_clamped_with_a_recorded_error():
     assert old["timestamp"] == NOW
 
 
+def test_only_a_non_object_is_rejected():
+    with pytest.raises(InvalidEvent) as info:
+        normalize_event([1, 2], project_id=1, received=NOW)
+    assert (info.value.reason, info.value.field) == ("not_an_object", "$")
+
+
 @pytest.mark.parametrize(
-    ("event", "reason", "field"),
+    ("event", "field"),
     [
-        ([1, 2], "not_an_object", "$"),
-        ({"message": "x", "event_id": "nope"}, "invalid_event_id", "event_id"),
-        ({"message": "x", "timestamp": "yesterday"}, "invalid_timestamp", "timestamp"),
-        ({"exception": "boom"}, "invalid_exception", "exception"),
-        ({"exception": {"values": [{"type": "E", "stacktrace": {"frames": "x"}}]}}, "invalid_stacktrace", "exception.values[0].stacktrace"),
-        ({"message": "x", "fingerprint": "abc"}, "invalid_fingerprint", "fingerprint"),
-        ({"level": "error"}, "no_content", "message"),
+        ({"message": "x", "event_id": "nope"}, "event_id"),
+        ({"message": "x", "timestamp": "yesterday"}, "timestamp"),
+        ({"message": "x", "timestamp": float("nan")}, "timestamp"),
+        ({"message": "x", "exception": "boom"}, "exception"),
+        ({"exception": {"values": [None, {"type": "E"}]}}, "exception.values[0]"),
+        ({"exception": {"values": [{"type": "E", "stacktrace": {"frames": "x"}}]}}, "exception.values[0].stacktrace"),
+        ({"exception": {"values": [{"type": "E", "stacktrace": {"frames": [None, {"function": "f"}]}}]}},
+         "exception.values[0].stacktrace.frames[0]"),
+        ({"message": "x", "fingerprint": {"a": 1}}, "fingerprint"),
+        ({"logentry": {"formatted": 42, "message": "tmpl"}}, "logentry.formatted"),
     ],
 )
-def test_structural_errors_name_the_field(event, reason, field):
-    with pytest.raises(InvalidEvent) as info:
-        normalize_event(event, project_id=1, received=NOW)
-    assert info.value.reason == reason
-    assert info.value.field == field
+def test_defects_are_repaired_and_recorded(event, field):
+    out = normalize_event(event, project_id=1, received=NOW)
+    assert field in [e["field"] for e in out["errors"]]
+    assert len(out["event_id"]) == 32 and out["timestamp"] == NOW
+
+
+def test_bad_event_id_is_replaced_deterministically():
+    a = normalize_event({"message": "x", "event_id": "nope"}, project_id=1, received=NOW)
+    b = normalize_event({"message": "x", "event_id": "nope"}, project_id=1, received=NOW)
+    assert a["event_id"] == b["event_id"]
+
+
+def test_empty_and_stacktrace_only_events_are_kept():
+    assert "errors" not in normalize_event({}, project_id=1, received=NOW)
+    out = normalize_event({"stacktrace": {"frames": [{"module": "app.x", "function": "f"}]}}, project_id=1, received=NOW)
+    assert out["stacktrace"]["frames"][0]["function"] == "f"
+
+
+def test_legacy_interface_keys_are_accepted():
+    out = normalize_event(
+        {
+            "sentry.interfaces.Exception": {"values": [{"type": "E", "value": "v"}]},
+            "sentry.interfaces.Message": {"message": "m %s", "params": ["1"]},
+            "sentry.interfaces.User": {"id": "u1"},
+            "sentry.interfaces.Http": {"url": "http://x/"},
+            "sentry.interfaces.Breadcrumbs": {"values": [{"message": "b"}]},
+            "sentry.interfaces.Stacktrace": {"frames": [{"function": "f"}]},
+        },
+        project_id=1,
+        received=NOW,
+    )
+    assert out["exception"][0]["type"] == "E" and out["message"] == "m 1"
+    assert out["user"] == {"id": "u1"} and out["request"]["url"] == "http://x/"
+    assert out["breadcrumbs"][0]["message"] == "b" and out["stacktrace"]["frames"][0]["function"] == "f"
+    both = normalize_event({"user": {"id": "new"}, "sentry.interfaces.User": {"id": "old"}}, project_id=1, received=NOW)
+    assert both["user"] == {"id": "new"}
+
+
+def test_auto_ip_is_the_client_address():
+    event = {"message": "x", "user": {"id": "1", "ip_address": "{{auto}}"}}
+    assert normalize_event(event, project_id=1, received=NOW, client_ip="10.1.2.3")["user"]["ip_address"] == "10.1.2.3"
+    assert "ip_address" not in normalize_event(event, project_id=1, received=NOW)["user"]
+    assert event["user"]["ip_address"] == "{{auto}}"  # the input is not mutated
 
 
 def test_unknown_level_is_repaired_not_rejected():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import socket
 
 import pytest
 
@@ -16,6 +15,7 @@ from eventpipe.queues.management import (
     redact_url,
 )
 from eventpipe.queues.topology import Topology
+from eventpipe.testing.ports import free_port
 
 
 def test_default_management_urls_follow_broker_order_and_credentials() -> None:
@@ -62,9 +62,7 @@ def test_names_are_recognisable_and_distinct_per_prefix() -> None:
 
 
 def test_refused_management_api_says_what_to_do() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nobody listens there
     with ManagementClient(f"http://guest:guest@127.0.0.1:{port}") as mc, pytest.raises(ManagementUnavailable) as err:
         mc.overview()
     assert "enable rabbitmq_management" in str(err.value) and "EVENTPIPE_MANAGEMENT_URLS" in str(err.value)

@@ -40,10 +40,10 @@ def test_events_flow_group_count_and_store(make_runtime, db_url):
     ensure_project(rt.db, 1, "api")
     events = [crash(line=i) for i in range(30)] + [crash(function="edit") for _ in range(5)]
     events += [{"event_id": uuid.uuid4().hex, "logentry": {"message": "user %s failed", "params": [str(i)]}} for i in range(7)]
-    result = submit_many(rt, 1, events + [events[0], {"message": 5}])
+    result = submit_many(rt, 1, events + [events[0], ["not", "an", "event"]])
     assert len(result.accepted) == 42
     assert result.duplicates == [events[0]["event_id"]]
-    assert result.rejected_by_reason() == {"invalid_message": 1}
+    assert result.rejected_by_reason() == {"not_an_object": 1}
 
     rt.broker.run_until_idle()
     assert count(rt, Event) == 42
@@ -121,9 +121,9 @@ def test_unknown_project_and_bad_events_affect_nothing_else(make_runtime):
     result = submit_many(rt, 99, [crash()])
     assert result.rejected_by_reason() == {"unknown_project": 1}
     good = crash()
-    result = submit_many(rt, 1, [{"exception": "x"}, good, b"{not json"])
+    result = submit_many(rt, 1, [[1, 2], good, b"{not json"])
     assert result.accepted == [good["event_id"]]
-    assert result.rejected_by_reason() == {"invalid_exception": 1, "invalid_json": 1}
+    assert result.rejected_by_reason() == {"not_an_object": 1, "invalid_json": 1}
     rt.broker.run_until_idle()
     assert count(rt, Event) == 1
 

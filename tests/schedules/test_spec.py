@@ -15,8 +15,8 @@ from eventpipe.schedules.spec import (
     ScheduleError,
     parse_duration,
     periodic,
-    plan,
 )
+from eventpipe.schedules.plan import plan
 
 U = UTC
 
