@@ -38,9 +38,9 @@ web: $(BIN)/.installed
 test: $(BIN)/.installed browser
 	$(BIN)/pytest -q -p no:cacheprovider
 
-## Unit tests only: no services.
+## Tests that need no server (markers come from the fixtures a test uses, see tests/conftest.py).
 test-fast: $(BIN)/.installed
-	$(BIN)/pytest -q tests/unit
+	$(BIN)/pytest -q -p no:cacheprovider -m "not services"
 
 ## Benchmarks side by side with raw pika, plain Dramatiq and Celery.
 bench: $(BIN)/.installed

@@ -18,6 +18,8 @@ from typing import Any
 import pika
 import psutil
 
+from eventpipe.testing.ports import free_port  # noqa: E402,F401 - the one free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 AMQP_URL = os.environ.get("EVENTPIPE_BENCH_AMQP", "amqp://guest:guest@127.0.0.1:5672/%2F")
@@ -166,12 +168,6 @@ def percentiles(values: Sequence[float]) -> tuple[float, float, float]:
     return statistics.median(ordered), p99, ordered[-1]
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def self_cpu() -> float:

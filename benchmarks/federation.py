@@ -3,7 +3,7 @@
     .venv/bin/python -m benchmarks federation                    # 20,000 x link prefetch 1,10,100,1000; 100,000 once
     .venv/bin/python -m benchmarks federation --sizes 5000 --prefetches 10 --big 0   # quick
 
-Three test-owned RabbitMQ nodes (tests/fixtures/rabbitmq_nodes.py: loopback, own ports, killed at
+Three test-owned RabbitMQ nodes (eventpipe/testing/rabbitmq.py: loopback, own ports, killed at
 the end) form a mesh with ``eventpipe.queues.federation.setup(..., prefetch=P)``. For each size:
 
 * **single node**: the backlog is published to A (``Runtime.enqueue_many`` pinned to A, confirm
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from benchmarks.tasks import install_sigterm
     from eventpipe.queues.federation import DEFAULT_LINK_PREFETCH
-    from tests.fixtures.rabbitmq_nodes import RabbitCluster
+    from eventpipe.testing.rabbitmq import RabbitCluster
 
     install_sigterm()
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]

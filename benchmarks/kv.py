@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from eventpipe.kvstore import open_raw_store, open_store
-from eventpipe.kvstore.servers import RedisClusterServers, SeaweedFS
+from eventpipe.testing.servers import RedisClusterServers, SeaweedFS
 
 CODEC_SECTION = "## Codec: zstd level, dictionary, raw threshold"  # kept when this report is rewritten
 

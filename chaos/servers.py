@@ -1,7 +1,7 @@
 """The servers and eventpipe processes a chaos run starts on loopback, and stops at the end.
 
-Postgres and the RabbitMQ nodes come from the test fixtures (``tests/support/pgserver.py`` and
-``tests/fixtures/rabbitmq_nodes.py``): test-owned servers on their own ports, never the
+Postgres and the RabbitMQ nodes come from :mod:`eventpipe.testing` (``postgres.PgServer`` and
+``rabbitmq.RabbitCluster``): test-owned servers on their own ports, never the
 machine's own. eventpipe itself runs as subprocesses through its CLI, as an operator runs it.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,23 +19,14 @@ from pathlib import Path
 import httpx
 import psutil
 
-from tests.fixtures.rabbitmq_nodes import RabbitCluster, RabbitNode, find_sbin
-from tests.support.pgserver import PgServer
+from eventpipe.testing.ports import free_port
+from eventpipe.testing.ports import port_open as _port_open
+from eventpipe.testing.postgres import PgServer
+from eventpipe.testing.rabbitmq import RabbitCluster, RabbitNode, find_sbin
 
 from .proxy import BlackholeProxy
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 @dataclass

@@ -206,7 +206,7 @@ def load_settings(**overrides: Any) -> Settings:
 
 def _redact(value: Any) -> Any:
     """Credentials in URLs never reach an error message or a log."""
-    from eventpipe.queues.nodes import redact_url
+    from eventpipe.errors import redact_url
 
     if isinstance(value, str):
         return redact_url(value)

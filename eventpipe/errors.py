@@ -12,11 +12,26 @@ The concrete classes stay in the modules that raise them (``eventpipe.config.Con
 ``eventpipe.kvstore.base.KVError``, ``eventpipe.queues.publisher.PublishError`` ...); they subclass
 :class:`EventpipeError` and keep their older bases (``ValueError``, ``RuntimeError``) so existing
 ``except`` clauses still match.
+
+Also here: :func:`redact_url`, because no error message may carry a credential, and every layer
+that builds one (config, the stores, the brokers) can import this module.
 """
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
+
+_USERINFO_RE = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s\"']*@")
+
+
+def redact_url(text: str) -> str:
+    """``scheme://user:pass@host/…`` -> ``scheme://host/…``: safe for logs, errors and JSON.
+
+    Works on a URL and on any text that contains URLs (an Erlang error echoing a URI, a config
+    error listing several), and on URLs that ``urlsplit`` cannot parse (``redis+cluster://a,b``).
+    """
+    return _USERINFO_RE.sub(r"\g<scheme>", text)
 
 
 class EventpipeError(Exception):

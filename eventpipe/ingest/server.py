@@ -21,7 +21,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlalchemy.exc
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -46,7 +46,18 @@ from eventpipe.pipeline.interfaces import resolve_auto_ip
 from eventpipe.pipeline.jsonload import loads_tolerant
 
 if TYPE_CHECKING:
-    from eventpipe.runtime import Runtime
+    from eventpipe.config import Settings
+    from eventpipe.metadata.db import Database
+    from eventpipe.tasks.api import TaskContext
+
+
+class IngestRuntime(Protocol):
+    """What the endpoint needs of the runtime (``eventpipe.runtime.Runtime`` has it): a shape, so
+    this module does not import the composition root above it."""
+
+    context: TaskContext
+    db: Database
+    settings: Settings
 
 _KEY_RE = re.compile(r"sentry_key=([0-9a-fA-F]+)|^\s*DSN\s+\S*?://([0-9a-fA-F]+)[:@]")
 MAX_ATTACHMENT_BYTES = 100 * 1024 * 1024  # per envelope, as the reference system
@@ -104,7 +115,7 @@ def classify_json(data: dict[str, Any]) -> str:
     return "event"
 
 
-def create_app(rt: Runtime, *, rate_per_project: float = 1000.0, burst: float = 2000.0) -> Starlette:
+def create_app(rt: IngestRuntime, *, rate_per_project: float = 1000.0, burst: float = 2000.0) -> Starlette:
     limiter = TokenBucket(rate_per_project, burst)
     submitter = Submitter(rt.context)
     batcher: AsyncGroupCommit[Batch, SubmitResult | SubmitError] | None = None

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Iterable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pika
 from dramatiq.broker import Consumer, MessageProxy
@@ -25,9 +25,20 @@ from .failures import REQUEUE_FLAG, dead_letter_info
 from .nodes import connect, node_name
 
 if TYPE_CHECKING:
-    from .rabbitmq import RabbitBroker
+    from .topology import Topology
 
 log = logging.getLogger("eventpipe.rabbitmq")
+
+
+class ConsumingBroker(Protocol):
+    """What the consumers need of their broker (``RabbitBroker`` has it). A shape, not an import of
+    rabbitmq.py, which imports this module: no cycle between the two."""
+
+    topology: Topology
+    consume_urls: list[str]
+    paused_queues: set[str]
+
+    def dead_letter(self, queue_name: str, body: bytes, info: dict[str, Any], *, task: str) -> None: ...
 
 
 class _NodeMessage(MessageProxy):
@@ -43,7 +54,7 @@ class _NodeMessage(MessageProxy):
 class NodeConsumer:
     """One queue on one node: a blocking connection polled by the consumer thread."""
 
-    def __init__(self, broker: RabbitBroker, url: str, queue_name: str, prefetch: int) -> None:
+    def __init__(self, broker: ConsumingBroker, url: str, queue_name: str, prefetch: int) -> None:
         self.broker = broker
         self.url = url
         self.name = node_name(url)
@@ -168,7 +179,7 @@ class NodeConsumer:
 class MultiNodeConsumer(Consumer):
     """Consumes one queue from every node; a node that fails is retried with backoff on its own."""
 
-    def __init__(self, broker: RabbitBroker, queue_name: str, prefetch: int, timeout: int) -> None:
+    def __init__(self, broker: ConsumingBroker, queue_name: str, prefetch: int, timeout: int) -> None:
         self.broker = broker
         self.queue_name = queue_name
         self.timeout = timeout / 1000

@@ -8,7 +8,8 @@ vhost, so every federation link and shovel built from it fails with ``not_allowe
 :func:`parse_node` once and everyone uses :attr:`AmqpNode.url` (explicit port and vhost,
 ``%2F`` for ``/``) and :attr:`AmqpNode.name` (``HOST:PORT``).
 
-Also here, so they exist once: :func:`redact_url` (credentials out of anything shown),
+Also here, so they exist once: :func:`redact_url` (credentials out of anything shown; defined in
+:mod:`eventpipe.errors`, below every layer that shows a URL, and re-exported here),
 :func:`connect` (the one blocking pika connection opener, with its timeouts) and
 :func:`queue_depth` (the exact ready count by passive declare; management stats lag).
 """
@@ -23,23 +24,13 @@ from urllib.parse import quote, unquote, urlsplit
 import pika
 import pika.exceptions
 
+from eventpipe.errors import redact_url  # noqa: F401 - re-exported: the queues import it from here
+
 DEFAULT_PORTS = {"amqp": 5672, "amqps": 5671}
 DEFAULT_VHOST = "/"
 
-_USERINFO_RE = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s\"']*@")
-
-
 class NodeURLError(ValueError):
     """A broker URL that cannot name a RabbitMQ node; the message says what to write instead."""
-
-
-def redact_url(text: str) -> str:
-    """``scheme://user:pass@host/…`` -> ``scheme://host/…``: safe for logs, errors and JSON.
-
-    Works on a URL and on any text that contains URLs (an Erlang error echoing a URI, a config
-    error listing several), and on URLs that ``urlsplit`` cannot parse (``redis+cluster://a,b``).
-    """
-    return _USERINFO_RE.sub(r"\g<scheme>", text)
 
 
 def strip_credentials(url: str) -> str:

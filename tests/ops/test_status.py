@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from tests.ops.conftest import (
+from tests.support.ops import (
     declare_everywhere,
     depth,
     drain_ids,

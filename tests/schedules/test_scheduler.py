@@ -23,8 +23,8 @@ from eventpipe.metadata.models import ScheduleSlot
 from eventpipe.schedules.scheduler import Scheduler
 from eventpipe.schedules.spec import JobRegistry, JobSpec
 
-from . import helpers
-from .helpers import (
+from tests.support import schedules as helpers
+from tests.support.schedules import (
     T0,
     TEST_TASK,
     FakeClock,
@@ -60,13 +60,13 @@ def _fired_rows(rt: Runtime) -> list[ScheduleSlot]:
 # A scheduler dies mid-run ------------------------------------------------------------------------
 @pytest.mark.parametrize("db, claims", BACKENDS)
 def test_scheduler_killed_mid_run_loses_no_slot(
-    db: str, claims: str, make_rt: Callable[..., Runtime], request: pytest.FixtureRequest
+    db: str, claims: str, make_runtime: Callable[..., Runtime], request: pytest.FixtureRequest
 ) -> None:
     """Scheduler 0 dies right after winning claims (before publishing them), at step 40. The
     others take its claims over once the lease (60 s) has passed: every slot still fires once."""
     url, new_claims = _backend(db, claims, request)
     jobs = concurrency_jobs()
-    rts = [make_rt(url) for _ in range(3)]
+    rts = [make_runtime(database_url=url) for _ in range(3)]
     clocks = [FakeClock() for _ in rts]
     scheds = [Scheduler(rt, clock=c, jobs=jobs, claims=new_claims(), scheduler_id=f"s{i}") for i, (rt, c) in enumerate(zip(rts, clocks))]
     dead = {"at": None}
@@ -97,22 +97,22 @@ def test_scheduler_killed_mid_run_loses_no_slot(
             assert row.attempts >= 2  # the claim row was taken over (compare-and-set), not re-inserted
 
 
-PROC_SCRIPT = Path(__file__).with_name("proc_scheduler.py")
+PROC_SCRIPT = Path(__file__).resolve().parents[1] / "support" / "proc_scheduler.py"
 
 
 @pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_scheduler_process_sigkilled_mid_run_loses_no_slot(
-    db: str, tmp_path: Path, make_rt: Callable[..., Runtime], request: pytest.FixtureRequest
+    db: str, tmp_path: Path, make_runtime: Callable[..., Runtime], request: pytest.FixtureRequest
 ) -> None:
     """A real crash: one of three scheduler processes SIGKILLs itself right after winning claims.
     The survivors fire its slots after the lease; the history holds every slot."""
     url = request.getfixturevalue("pg_url") if db == "postgres" else None
-    rt = make_rt(url)  # migrate once, as a deployment does
+    rt = make_runtime(database_url=url)  # migrate once, as a deployment does
     names = ["k0", "k1", "k2"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     procs = []
     for n in names:
-        cfg = {"home": str(tmp_path), "database_url": url, "id": n, "steps": 200, "out": str(tmp_path / f"{n}.out"),
+        cfg = {"home": str(tmp_path / ".eventpipe"), "database_url": url, "id": n, "steps": 200, "out": str(tmp_path / f"{n}.out"),
                "barrier": str(tmp_path), "lease_s": 120, "kill_at_step": 30 if n == "k0" else None,
                "peers": names, "max_ahead": 3}
         (tmp_path / f"{n}.json").write_text(json.dumps(cfg))
@@ -151,10 +151,10 @@ def test_scheduler_process_sigkilled_mid_run_loses_no_slot(
     ],
 )
 def test_restart_after_gap_follows_catch_up_policy(
-    policy: str, expected_in_gap: list[str], make_rt: Callable[..., Runtime]
+    policy: str, expected_in_gap: list[str], make_runtime: Callable[..., Runtime]
 ) -> None:
     jobs = JobRegistry([JobSpec.build(TEST_TASK, every="10m", catch_up=policy, max_catch_up=3, name="tenmin")])
-    rts = [make_rt() for _ in range(3)]
+    rts = [make_runtime() for _ in range(3)]
     # Before: three schedulers from 00:00 to 00:25 (one-minute steps; the lease must exceed the
     # clock skew drive() allows, two steps).
     clocks = [FakeClock() for _ in rts]
@@ -172,11 +172,11 @@ def test_restart_after_gap_follows_catch_up_policy(
     assert new == sorted(expected_in_gap + ["01:30", "01:40"])
 
 
-def test_restart_without_gap_neither_repeats_nor_skips(make_rt: Callable[..., Runtime]) -> None:
+def test_restart_without_gap_neither_repeats_nor_skips(make_runtime: Callable[..., Runtime]) -> None:
     """A fresh scheduler object on every tick is the harshest restart: nothing kept in memory,
     everything comes from the persisted watermark and claims."""
     jobs = concurrency_jobs()
-    rt = make_rt()
+    rt = make_runtime()
     clock = FakeClock()
     for t in timeline(120):
         clock.set(t)
@@ -202,11 +202,11 @@ class FlakyPublish:
 
 @pytest.mark.parametrize("db, claims", BACKENDS)
 def test_publish_failure_after_claim_is_retried(
-    db: str, claims: str, make_rt: Callable[..., Runtime], request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+    db: str, claims: str, make_runtime: Callable[..., Runtime], request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url, new_claims = _backend(db, claims, request)
     jobs = JobRegistry([JobSpec.build(TEST_TASK, every=60, name="minutely")])
-    a_rt, b_rt = make_rt(url), make_rt(url)
+    a_rt, b_rt = make_runtime(database_url=url), make_runtime(database_url=url)
     a_clock, b_clock = FakeClock(), FakeClock()
     a = Scheduler(a_rt, clock=a_clock, jobs=jobs, claims=new_claims(), scheduler_id="a")
     b = Scheduler(b_rt, clock=b_clock, jobs=jobs, claims=new_claims(), scheduler_id="b")
@@ -231,11 +231,11 @@ def test_publish_failure_after_claim_is_retried(
 
 @pytest.mark.parametrize("db, claims", BACKENDS)
 def test_claim_of_a_dead_scheduler_is_taken_over_after_the_lease(
-    db: str, claims: str, make_rt: Callable[..., Runtime], request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+    db: str, claims: str, make_runtime: Callable[..., Runtime], request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url, new_claims = _backend(db, claims, request)
     jobs = JobRegistry([JobSpec.build(TEST_TASK, every=3600, name="hourly", catch_up="skip")])
-    a_rt, b_rt = make_rt(url), make_rt(url)
+    a_rt, b_rt = make_runtime(database_url=url), make_runtime(database_url=url)
     clock = FakeClock()
     a = Scheduler(a_rt, clock=clock, jobs=jobs, claims=new_claims(), scheduler_id="a", lease_s=60)
     b = Scheduler(b_rt, clock=clock, jobs=jobs, claims=new_claims(), scheduler_id="b", lease_s=60, refresh_s=30)
@@ -251,9 +251,9 @@ def test_claim_of_a_dead_scheduler_is_taken_over_after_the_lease(
 
 
 # Pause and resume ---------------------------------------------------------------------------------
-def test_pause_is_honoured_by_every_scheduler(make_rt: Callable[..., Runtime]) -> None:
+def test_pause_is_honoured_by_every_scheduler(make_runtime: Callable[..., Runtime]) -> None:
     jobs = concurrency_jobs()
-    rts = [make_rt() for _ in range(3)]
+    rts = [make_runtime() for _ in range(3)]
     clocks = [FakeClock() for _ in rts]
     scheds = [(Scheduler(rt, clock=c, jobs=jobs, scheduler_id=f"s{i}"), c) for i, (rt, c) in enumerate(zip(rts, clocks))]
     drive(scheds, timeline(30))  # 00:00 .. 00:04:50
@@ -277,8 +277,8 @@ def test_pause_is_honoured_by_every_scheduler(make_rt: Callable[..., Runtime]) -
 
 
 # Expiry ------------------------------------------------------------------------------------------
-def test_expired_slot_message_is_dropped_by_the_worker(make_rt: Callable[..., Runtime]) -> None:
-    rt = make_rt()
+def test_expired_slot_message_is_dropped_by_the_worker(make_runtime: Callable[..., Runtime]) -> None:
+    rt = make_runtime()
     clock = FakeClock()
     # the runtime's own SlotExpiry, put on the test's clock
     middleware = next(m for m in rt.broker.middleware if isinstance(m, SlotExpiry))
@@ -301,10 +301,10 @@ def test_expired_slot_message_is_dropped_by_the_worker(make_rt: Callable[..., Ru
 
 
 # Jitter ------------------------------------------------------------------------------------------
-def test_jitter_delays_the_enqueue_identically_for_every_scheduler(make_rt: Callable[..., Runtime]) -> None:
+def test_jitter_delays_the_enqueue_identically_for_every_scheduler(make_runtime: Callable[..., Runtime]) -> None:
     spec = JobSpec.build(TEST_TASK, every=60, jitter_s=50, name="jittered")
     jobs = JobRegistry([spec])
-    rts = [make_rt() for _ in range(3)]
+    rts = [make_runtime() for _ in range(3)]
     clocks = [FakeClock() for _ in rts]
     drive([(Scheduler(rt, clock=c, jobs=jobs, scheduler_id=f"s{i}"), c) for i, (rt, c) in enumerate(zip(rts, clocks))],
           timeline(600, 1))  # one-second steps for ten minutes

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,13 +16,11 @@ from typing import Any
 
 import httpx
 
+from eventpipe.testing.ports import free_port  # noqa: E402,F401 - the one free_port
+
 REPO = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cli_env(home: Path) -> dict[str, str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import email
 import json
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -17,12 +16,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from eventpipe.notify.transport import DELIVERY_HEADER, SIGNATURE_HEADER, verify
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from eventpipe.testing.ports import free_port  # noqa: E402,F401 - the one free_port
 
 
 @dataclass

@@ -1,47 +1,15 @@
-"""Running `eventpipe worker` subprocesses in tests, and waiting for conditions."""
+"""Waiting for conditions and reading worker subprocesses (the ``start_worker`` fixture is in
+tests/conftest.py)."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
+#: The repository root: worker subprocesses get it on PYTHONPATH to import ``tests.support``.
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def start_worker(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen]]:
-    procs: list[subprocess.Popen] = []
-
-    def start(*args: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
-        """Start `eventpipe worker`; its output goes to a file (``proc.log_path``), never to an
-        unread pipe, which would block the worker once it fills."""
-        env = {**os.environ, "PYTHONPATH": str(REPO), "EVENTPIPE_LOG_LEVEL": "INFO", **(extra_env or {})}
-        log_path = tmp_path / f"worker-{len(procs)}.log"
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "eventpipe.cli", "worker", *args],
-                env=env,
-                cwd=tmp_path,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        proc.log_path = log_path  # type: ignore[attr-defined]
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:

@@ -17,7 +17,6 @@ from eventpipe.notify.monitors import add_monitor, record_checkin
 from eventpipe.notify.rules import add_rule
 from eventpipe.pipeline.monitors import slots_between
 from eventpipe.tasks.monitors import check
-from tests.support.notify_servers import smtp_server  # noqa: F401 (fixture)
 from tests.tasks.notify_helpers import drain_digests
 
 

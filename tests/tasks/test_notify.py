@@ -18,7 +18,6 @@ from eventpipe.notify.rules import add_rule
 from eventpipe.tasks.notify import claim_throttle, deliver_digest, evaluate, schedule_digests, send_activity, spike_alert
 from eventpipe.tasks.notify_send import send_email, send_webhook
 from eventpipe.tasks.rollups import hourly
-from tests.support.notify_servers import smtp_server, webhook_receiver  # noqa: F401 (fixtures)
 from tests.tasks.notify_helpers import SECRET, crash, drain_digests, hand_over, issues_in
 
 FLOOD = int(os.environ.get("EVENTPIPE_TEST_FLOOD_EVENTS", "20000"))
@@ -181,7 +180,7 @@ def test_activity_and_spike_go_through_the_digest(make_runtime, db_url, smtp_ser
 
 
 def test_smtp_down_is_retried_not_lost(make_runtime, smtp_server, tmp_path):
-    from tests.support.notify_servers import free_port
+    from eventpipe.testing.ports import free_port
 
     rt = notify_runtime(make_runtime, f"sqlite:///{tmp_path / 'm.sqlite3'}", smtp_server, smtp_url=f"smtp://127.0.0.1:{free_port()}")
     ensure_project(rt.db, 1, "api")

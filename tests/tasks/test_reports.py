@@ -13,7 +13,6 @@ from eventpipe.metadata.queries import ensure_project
 from eventpipe.notify.rules import add_rule
 from eventpipe.tasks.reports import prepare_project, prepare_weekly
 from eventpipe.tasks.rollups import daily
-from tests.support.notify_servers import smtp_server  # noqa: F401 (fixture)
 from tests.tasks.notify_helpers import crash
 
 

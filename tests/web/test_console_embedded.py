@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from selenium.webdriver.common.by import By
 
-from tests.web.conftest import (
-    click,
+from tests.support.web import (
     Console,
     base_env,
+    click,
     eventpipe,
     post_from_page,
     screenshot_path,

@@ -18,10 +18,10 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from tests.conftest import PG_ADMIN_URL
-from tests.rabbitmq.conftest import MACHINE_AMQP, delete_queues
-from tests.web.conftest import (
-    click,
+from tests.support.rabbit import MACHINE_AMQP, delete_queues
+from tests.support.web import (
     base_env,
+    click,
     screenshot_path,
     sign_in,
     start_console,
