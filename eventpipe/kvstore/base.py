@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Protocol, runtime_checkable
 
-from eventpipe.errors import EventpipeError, redact_url  # redact_url: re-exported for the stores
+from eventpipe.errors import EventpipeError, redact_url  # noqa: F401  (redact_url: re-exported for the stores)
 
 
 #: keys under this prefix are eventpipe's bookkeeping (migration checkpoints), not event bodies

@@ -13,7 +13,7 @@ from eventpipe.metadata.models import QueueSnapshot
 from eventpipe.ops.snapshots import queue_history, queue_snapshot, record
 from eventpipe.ops.status import QueueRow
 from eventpipe.tasks.api import registry
-from tests.rabbitmq.conftest import MACHINE_AMQP, delete_queues
+from tests.support.rabbit import MACHINE_AMQP, delete_queues
 
 
 def test_snapshot_records_the_backlog_of_each_queue(make_runtime, tmp_path):
