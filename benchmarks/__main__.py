@@ -2,7 +2,7 @@
 
     pipeline     every hot-path figure beside its baseline in one run: no-op and batch no-op tasks,
                  the event pipeline on eventpipe / Celery (2017 wiring) / the hand-written limit,
-                 HTTP ingest, steady-rate latency; worker memory
+                 HTTP ingest, steady-rate latency, ~50 KB events (embedded and RabbitMQ); worker memory
     tasks        no-op tasks: raw pika, plain Dramatiq, Celery, eventpipe; then the event pipeline
     federation   drain a backlog through three test-owned RabbitMQ nodes vs one node
     kv           key-value store backends (benchmarks/kv.py)

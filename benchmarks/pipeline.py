@@ -13,6 +13,8 @@ Rows (all on the machine's RabbitMQ and Postgres, unique queues, throwaway datab
     pipeline-limit                     minimal pika -> Postgres batch consumer: the physical limit
     ingest-http                        N concurrent clients posting store events to `eventpipe ingest serve`
     steady                             submit_many at a fixed rate with workers running; p50/p99 submit -> saved
+    large-embedded                     ~50 KB SDK-sized events, embedded mode (SQLite, in-process broker), one process
+    large-rabbitmq                     the same events on RabbitMQ + Postgres, `eventpipe worker --processes 2`
 
 The summary table puts each eventpipe figure beside its baseline and the target of the issue;
 every row also reports its CPU seconds and the resident memory of its workers after the run.
@@ -43,7 +45,8 @@ from benchmarks.tasks import (
 
 NOOP_ROWS = ["raw", "dramatiq", "celery", "eventpipe", "eventpipe-batch"]
 PIPELINE_ROWS = ["pipeline-eventpipe", "pipeline-celery", "pipeline-limit"]
-ROWS = [*NOOP_ROWS, *PIPELINE_ROWS, "ingest-http", "steady"]
+LARGE_ROWS = ["large-embedded", "large-rabbitmq"]
+ROWS = [*NOOP_ROWS, *PIPELINE_ROWS, "ingest-http", "steady", *LARGE_ROWS]
 OPTIONAL = ["celery-p1"]  # accepted by --only, not run by default
 
 
@@ -55,7 +58,8 @@ def _met(ok: bool | None) -> str:
     return "—" if ok is None else ("yes" if ok else "no")
 
 
-def summary(tasks: dict[str, TaskResult], pipes: dict[str, PipelineResult], ingest: Any, steady: Any) -> tuple[Table, list[dict[str, Any]]]:
+def summary(tasks: dict[str, TaskResult], pipes: dict[str, PipelineResult], ingest: Any, steady: Any,
+            large: dict[str, Any] | None = None) -> tuple[Table, list[dict[str, Any]]]:
     rows: list[dict[str, Any]] = []
 
     def add(figure: str, value: float | None, unit: str, baseline: str, base: float | None, target: float | None = None,
@@ -91,9 +95,16 @@ def summary(tasks: dict[str, TaskResult], pipes: dict[str, PipelineResult], inge
         add("HTTP ingest p99 latency", ingest.p99_ms, "ms", "(target)", None, 100.0, higher=False)
     if steady:
         add(f"steady {steady.target_rate:,.0f}/s: p99 submit -> saved", steady.p99_ms, "ms", "(target)", None, 1000.0, higher=False)
+    for name, lr in (large or {}).items():
+        mode = name.removeprefix("large-")
+        add(f"large (~50 KB) saved events/s, {mode}", lr.events_per_s, "events/s", "(target)", None, 300.0)
+        add(f"large (~50 KB) raw JSON MB/s, {mode}", lr.mb_per_s, "MB/s", "—", None)
+        add(f"large (~50 KB) worker CPU per event, {mode}", lr.cpu_ms_per_event, "ms", "pipeline-eventpipe (small)" if pe else "—",
+            1000 * pe.worker_cpu_s / max(pe.accepted, 1) if pe else None, higher=False)
     table = Table(
         ["figure", "eventpipe", "unit", "baseline", "baseline value", "eventpipe ÷ baseline", "target", "met"],
-        [[r["figure"], fmt(r["eventpipe"], 1 if r["unit"] == "ms" else 0), r["unit"], r["baseline"], fmt(r["baseline_value"], 1 if r["unit"] == "ms" else 0),
+        [[r["figure"], fmt(r["eventpipe"], 1 if r["unit"] in ("ms", "MB/s") else 0), r["unit"], r["baseline"],
+          fmt(r["baseline_value"], 1 if r["unit"] in ("ms", "MB/s") else 0),
           "—" if r["ratio"] is None else f"{r['ratio']:.2f}x",
           "—" if r["target"] is None else (("≥ " if r["higher_is_better"] else "≤ ") + (f"{r['target']:g}x" if r["target_is_ratio"] else f"{r['target']:,g}")),
           _met(r["met"])] for r in rows],
@@ -156,22 +167,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steady-rate", type=float, default=500.0, help="events/s of the steady row (500)")
     ap.add_argument("--steady-seconds", type=float, default=60.0, help="length of the steady row (60)")
     ap.add_argument("--steady-tick-ms", type=float, default=20.0, help="submit every this many ms (20)")
+    ap.add_argument("--large-events", type=int, default=2_000, help="~50 KB events per large row (2,000)")
+    ap.add_argument("--large-chunk", type=int, default=100, help="events per submit_many call in the large rows (100)")
     ap.add_argument("--limit-consumers", type=int, default=2)
     ap.add_argument("--limit-prefetch", type=int, default=1000)
     ap.add_argument("--limit-batch", type=int, default=500)
     ap.add_argument("--raw-prefetch", type=int, default=100)
-    ap.add_argument("--quick", action="store_true", help="tiny counts (300 tasks, 200 events, 5 s of HTTP, 3 s steady at 50/s)")
+    ap.add_argument("--quick", action="store_true",
+                    help="tiny counts (300 tasks, 200 events, 5 s of HTTP, 3 s steady at 50/s, 30 large events)")
     ap.add_argument("--json", type=Path, default=None, help="also write every result as JSON here")
     ap.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
     args = ap.parse_args(argv)
     install_sigterm()
     if args.quick:
         args.n, args.batch_items, args.events, args.requests, args.ingest_seconds = 300, 3000, 200, 300, 5.0
-        args.steady_rate, args.steady_seconds = 50.0, 3.0
+        args.steady_rate, args.steady_seconds, args.large_events = 50.0, 3.0, 30
     chosen = [s.strip() for s in args.only.split(",") if s.strip()] or ROWS
     unknown = set(chosen) - set(ROWS + OPTIONAL)
     if unknown:
         ap.error(f"unknown rows: {', '.join(sorted(unknown))}")
+    from benchmarks import large_rows as lr
     from benchmarks import pipeline_rows as pr
     from benchmarks.batch_noop import run_batch_noop
     from benchmarks.tasks import run_system
@@ -183,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     tasks: dict[str, TaskResult] = {}
     pipes: dict[str, PipelineResult] = {}
     ingest = steady = None
+    large: dict[str, Any] = {}
     failed: list[str] = []
 
     def attempt(row: str, fn: Any) -> Any:
@@ -215,6 +231,13 @@ def main(argv: list[str] | None = None) -> int:
             ingest = attempt("ingest-http", lambda: pr.run_ingest(args.clients, args.requests, args.ingest_seconds, ctx))
         if "steady" in chosen:
             steady = attempt("steady", lambda: pr.run_steady(args.steady_rate, args.steady_seconds, args.seed, args.steady_tick_ms, ctx))
+        large_runners = {
+            "large-embedded": lambda: lr.run_large_embedded(args.large_events, args.seed, args.large_chunk, ctx),
+            "large-rabbitmq": lambda: lr.run_large_rabbitmq(args.large_events, args.seed, args.large_chunk, ctx),
+        }
+        for row, fn in large_runners.items():
+            if row in chosen and (r := attempt(row, fn)) is not None:
+                large[row] = r
     finally:
         if failed or args.keep:
             log(f"logs kept in {workdir}")
@@ -225,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\ncommand: `{command.strip()}`")
     print(f"machine: {m['cores']} cores, {m['memory']}, Python {m['python']}, RabbitMQ {m['rabbitmq']}; eventpipe at {commit}; "
           f"{started}; load at start {load_start}, at end {loadavg()}\n")
-    table, summary_rows = summary(tasks, pipes, ingest, steady)
+    table, summary_rows = summary(tasks, pipes, ingest, steady, large)
     if summary_rows:
         print(table.markdown() + "\n")
     if tasks:
@@ -237,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         print(ingest_table(ingest).markdown() + "\n")
     if steady:
         print(steady_table(steady).markdown() + "\n")
+    if large:
+        print(lr.large_table(list(large.values())).markdown() + "\n")
     if failed:
         print(f"FAILED rows: {', '.join(failed)} (logs in {workdir})\n")
     if args.json:
@@ -244,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
             "command": command.strip(), "machine": m, "commit": commit, "started": started, "load_start": load_start, "load_end": loadavg(),
             "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
             "summary": summary_rows, "tasks": [asdict(r) for r in tasks.values()], "pipeline": [asdict(r) for r in pipes.values()],
-            "ingest": asdict(ingest) if ingest else None, "steady": asdict(steady) if steady else None, "failed": failed,
+            "ingest": asdict(ingest) if ingest else None, "steady": asdict(steady) if steady else None,
+            "large": [asdict(r) for r in large.values()], "failed": failed,
         }, indent=2))
     return 1 if failed else 0
 

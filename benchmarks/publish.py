@@ -7,6 +7,7 @@ and CPU are isolated. Prints one JSON line: wall-clock start/end of the publish 
     python -m benchmarks.publish celery-pipeline N SEED (BENCH_CP_* env: see benchmarks.celery_pipeline)
     python -m benchmarks.publish limit N QUEUE          (small reference messages, raw pika)
     python -m benchmarks.publish steady RATE SECONDS SEED TICK_MS
+    python -m benchmarks.publish large-file N PATH EMBEDDED(0|1) CHUNK  (a JSON-lines file of events)
 """
 
 from __future__ import annotations
@@ -95,11 +96,11 @@ def main() -> None:
         out.update(publish_batch_items(n))
         print(json.dumps(out), flush=True)
         return
-    elif kind in ("celery-pipeline", "limit", "steady"):
+    elif kind in ("celery-pipeline", "limit", "steady", "large-file"):
         from benchmarks import publish_pipelines
 
         fn = {"celery-pipeline": publish_pipelines.celery_pipeline, "limit": publish_pipelines.limit,
-              "steady": publish_pipelines.steady}[kind]
+              "steady": publish_pipelines.steady, "large-file": publish_pipelines.large_file}[kind]
         out.update(fn(sys.argv[2:]))
         print(json.dumps(out), flush=True)
         return

@@ -1,6 +1,8 @@
 """Publishers of the pipeline rows, each run in its own process by ``benchmarks.publish`` (so its
 CPU is measured apart): the Celery pipeline's ingest, the reference messages of the limit row, and
-the fixed-rate submitter of the steady-latency row. Each returns a dict printed as one JSON line.
+the fixed-rate submitter of the steady-latency row, and the large-event rows (a file of ~50 KB
+events submitted in chunks; in the embedded mode also processed here). Each returns a dict printed
+as one JSON line.
 """
 
 from __future__ import annotations
@@ -124,3 +126,49 @@ def steady(args: list[str]) -> dict[str, Any]:
     t1 = time.time()
     return {"accepted": len(accepted), "sent": sent, "t0": t0, "t1": t1, "cpu_s": _cpu() - c0, "max_lag_s": max_lag,
             "rate": sent / (t1 - t0)}
+
+
+def large_file(args: list[str]) -> dict[str, Any]:
+    """Submit the first N lines of a JSON-lines file of events (project 1, as ``generate(..., large=True)`` makes them)
+    through ``eventpipe.submit_many`` in chunks, parsing each line as `eventpipe send` parses a
+    file. ``embedded`` = "1": the broker lives in this process, so it then runs
+    ``broker.run_until_idle(threads=4)`` as `eventpipe demo` does, and the figures cover submit
+    and processing; the CPU and memory reported are this process's."""
+    import resource
+
+    from benchmarks.publish import accepted_ids, submit_many_compat
+    from eventpipe.metadata.queries import ensure_project, totals
+    from eventpipe.pipeline.demo import DEMO_PROJECTS
+    from eventpipe.runtime import open_runtime
+
+    n, path, embedded, chunk = int(args[0]), args[1], args[2] == "1", int(args[3])
+    rt = open_runtime()
+    for pid, (name, _platform) in DEMO_PROJECTS.items():
+        ensure_project(rt.db, pid, name)
+    submit = submit_many_compat()
+    accepted: set[tuple[int, str]] = set()
+    raw_bytes = 0
+    c0, t0 = _cpu(), time.time()
+    with open(path, "rb") as f:
+        batch: list[Any] = []
+        for i, line in enumerate(f):
+            if i >= n:
+                break
+            raw_bytes += len(line) - 1
+            batch.append(orjson.loads(line))
+            if len(batch) >= chunk:
+                accepted |= accepted_ids(1, submit(1, batch))
+                batch = []
+        if batch:
+            accepted |= accepted_ids(1, submit(1, batch))
+    t1 = time.time()
+    out: dict[str, Any] = {"accepted": len(accepted), "raw_bytes": raw_bytes, "t0": t0, "t1": t1}
+    if embedded:
+        rt.broker.run_until_idle(threads=4)
+        out["t_done"] = time.time()
+        out["saved"] = totals(rt.db)["events_stored"]
+        out["rss_mb"] = psutil.Process().memory_info().rss / 2**20
+        out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["cpu_s"] = _cpu() - c0
+    rt.close()
+    return out
