@@ -23,9 +23,11 @@ def insert_ignore(session: Session, model: Any, rows: Sequence[dict[str, Any]], 
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
     else:  # pragma: no cover - other databases: plain insert, callers catch IntegrityError
         return session.execute(insert(model), list(rows)).rowcount or 0
-    stmt = dialect_insert(model).on_conflict_do_nothing(index_elements=list(conflict))
+    table = getattr(model, "__table__", model)
+    stmt = dialect_insert(table).on_conflict_do_nothing(index_elements=list(conflict))
     if len(rows) > 1:
-        session.execute(stmt, list(rows))
+        # Core executemany of one constant statement: the ORM's bulk path costs more than the rows
+        session.connection().execute(stmt, list(rows))
         return -1
     # RETURNING yields a row only when the insert happened; rowcount is -1 under some drivers.
     result = session.execute(stmt.values(**rows[0]).returning(literal_column("1")))

@@ -65,17 +65,19 @@ def _upsert_tags(s: Any, rows: list[dict[str, Any]]) -> None:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
 
         later, earlier = func.max, func.min
-    stmt = dialect_insert(IssueTagValue)
+    table = IssueTagValue.__table__
+    stmt = dialect_insert(table)
     stmt = stmt.on_conflict_do_update(
         index_elements=["issue_id", "key", "value"],
         set_={
-            "times_seen": IssueTagValue.times_seen + stmt.excluded.times_seen,
-            "first_seen": earlier(IssueTagValue.first_seen, stmt.excluded.first_seen),
-            "last_seen": later(IssueTagValue.last_seen, stmt.excluded.last_seen),
+            "times_seen": table.c.times_seen + stmt.excluded.times_seen,
+            "first_seen": earlier(table.c.first_seen, stmt.excluded.first_seen),
+            "last_seen": later(table.c.last_seen, stmt.excluded.last_seen),
         },
     )
-    for row in rows:  # one statement per row: ON CONFLICT with several rows per key is refused
-        s.execute(stmt.values(**row))
+    # One constant statement for the whole batch: the rows were aggregated per (issue, key,
+    # value), so no two rows of it hit the same key (which ON CONFLICT DO UPDATE would refuse).
+    s.connection().execute(stmt, rows)
 
 
 @task("events.index_tags", queue="events.enrich", batch=True, batch_size=500, max_retries=10)
@@ -97,8 +99,8 @@ def index_tags(ctx: TaskContext, items: list[Item]) -> int:
         if not todo:
             return 0
         # A plain insert: a concurrent run of the same batch conflicts here and retries into a no-op.
-        s.execute(
-            insert(EventIndexed),
+        s.connection().execute(
+            insert(EventIndexed.__table__),
             [{"project_id": it["project_id"], "event_id": it["event_id"], "kind": "tags", "issue_id": it["issue_id"]} for it in todo],
         )
         agg: dict[tuple[int, str, str], dict[str, Any]] = {}
