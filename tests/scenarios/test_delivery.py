@@ -110,17 +110,17 @@ def test_poison_and_permanent_errors_go_to_the_dead_letter_queue_with_reasons(ra
 
 def test_retry_delay_waits_in_the_broker_not_in_the_worker(rabbit_env, start_worker):
     rt = runtime()
-    rt.enqueue("testing.flaky", key="k1")
+    rt.enqueue("testing.flaky_late", key="k1")
     worker = start_worker("--queues", "testing", "--threads", "2")
-    delay_queue = rt.topology.delay("testing", 2000)
+    delay_queue = rt.topology.delay("testing", 10_000)
     # the retry sits in the broker's holding queue, where RabbitMQ itself counts it...
     wait_for(lambda: depth(delay_queue) == 1, 30, "the retry in the delay queue")
     # ...and not in the work queue, where a worker would have prefetched it
     assert depth(rt.topology.queue("testing")) == 0
-    wait_for(lambda: rt.store.get("done/k1") is not None, 30, "the retry to succeed")
+    wait_for(lambda: rt.store.get("done/k1") is not None, 60, "the retry to succeed")
     first = float(rt.store.get("attempt/k1"))
     done = float(rt.store.get("done/k1"))
-    assert done - first >= 1.9, "the retry ran no earlier than its delay"
+    assert done - first >= 9.9, "the retry ran no earlier than its delay"
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(60) == 0
 

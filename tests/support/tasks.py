@@ -24,6 +24,13 @@ def flaky(rt: Any, *, key: str) -> None:
     rt.store.put(f"done/{key}", str(time.time()).encode())
 
 
+@task("testing.flaky_late", queue="testing", max_retries=3, min_backoff_ms=10_000, max_backoff_ms=10_000)
+def flaky_late(rt: Any, *, key: str) -> None:
+    """Like ``testing.flaky`` with a 10 s retry delay: long enough to watch it wait in the broker
+    on a loaded machine."""
+    flaky.fn(rt, key=key)
+
+
 @task("testing.slow", queue="testing")
 def slow(rt: Any, *, key: str, seconds: float) -> None:
     rt.store.put(f"started/{key}", b"1")
