@@ -137,13 +137,14 @@ class Runtime:
         elif spec.idempotency_key is not None:
             from eventpipe.tasks.receipts import run_once
 
-            def run(**kwargs: Any) -> Any:
-                return run_once(ctx, spec, kwargs)
+            def run(**kwargs: Any) -> None:
+                run_once(ctx, spec, kwargs)
 
         else:
-
-            def run(**kwargs: Any) -> Any:
-                return spec.fn(ctx, **kwargs)
+            # A task's return value serves inline calls; through the broker it is dropped here,
+            # rather than by dramatiq with a warning per message.
+            def run(**kwargs: Any) -> None:
+                spec.fn(ctx, **kwargs)
 
         run.__name__ = spec.fn.__name__
         run.__qualname__ = spec.fn.__qualname__

@@ -29,7 +29,7 @@ SYSTEM_ACTOR = "system"
 
 
 class IssueNotFound(EventpipeError, LookupError):
-    exit_code = 3
+    exit_code = 2  # the operator named an id that does not exist (3 is "a service is unreachable")
 
     def __init__(self, issue_id: int) -> None:
         super().__init__(f"no issue {issue_id}; see `eventpipe issues list`")

@@ -70,7 +70,7 @@ def test_lifecycle_resolve_ignore_merge_unmerge_delete(cli, tmp_path):
     shown = cli.json("issues", "show", str(c))
     assert shown["snooze_until_count"] == 7 and shown["activity"][0]["actor"] == "tester"
     bad = cli("issues", "resolve", "999999", ok=False)
-    assert bad.returncode == 3 and "issues list" in bad.stderr
+    assert bad.returncode == 2 and "issues list" in bad.stderr
     bad = cli("issues", "ignore", str(c), "--until", "yesterday", ok=False)
     assert bad.returncode == 2 and "ISO 8601" in bad.stderr
 
