@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     kv_old_url: str | None = Field(default=None, description="previous KV store: dual-write while migrating")
     redis_url: str | None = Field(default=None, description="redis:// URL for slot claims and dedupe")
     queue_prefix: str = Field(default="eventpipe.", description="prefix of every queue name")
-    prefetch: int = Field(default=0, ge=0, le=65535, description="prefetch per consumer; 0: 2 x threads")
+    prefetch: int = Field(default=0, ge=0, le=65535, description="prefetch per consumer; 0: adaptive, from 2 x threads up to about 0.25 s of acks (at most 1,000)")
     confirm_window: int = Field(default=1000, ge=1, le=100000, description="max unconfirmed publishes")
     max_retries: int = Field(default=5, ge=0, le=100)
     min_backoff_ms: int = Field(default=1000, ge=1)

@@ -49,7 +49,7 @@ class PoolConfig:
     queues: list[str] = field(default_factory=list)  # logical names or glob patterns; empty = all
     processes: int = 1
     threads: int = 8
-    prefetch: int = 0  # 0: 2 x threads
+    prefetch: int = 0  # 0: adaptive, from 2 x threads up with the ack rate
     recycle_tasks: int = 0
     recycle_rss_mb: int = 0
     grace_s: float = 30.0
@@ -136,6 +136,7 @@ def child_main(pool: PoolConfig, worker_id: str, parent_pid: int | None = None) 
     rt.broker.add_middleware(counter.middleware)
     worker = dramatiq.Worker(rt.broker, queues=physical, worker_threads=pool.threads, worker_timeout=500)
     worker.queue_prefetch = pool.prefetch or pool.threads * 2
+    rt.broker.adaptive_prefetch = not pool.prefetch  # not set by hand: grows with the ack rate (queues/consumer.py)
     interrupts = [0]
 
     def on_signal(signum: int, _frame: Any) -> None:

@@ -18,7 +18,7 @@ from ._common import command
 @click.option("--queues", default="", help="comma-separated logical queues or globs (default: all)")
 @click.option("--processes", type=click.IntRange(1, 256), default=None, help="worker processes")
 @click.option("--threads", type=click.IntRange(1, 1024), default=None, help="threads per process")
-@click.option("--prefetch", type=click.IntRange(0, 65535), default=None, help="prefetch per consumer (default EVENTPIPE_PREFETCH; 0: 2 x threads)")
+@click.option("--prefetch", type=click.IntRange(0, 65535), default=None, help="prefetch per consumer (default EVENTPIPE_PREFETCH; 0: adaptive, from 2 x threads up to about 0.25 s of acks, at most 1,000)")
 @click.option("--pool", "pool_name", default=None, help="a pool declared in the config file ([pools.NAME])")
 @click.option("--node", "nodes", multiple=True, help="consume only from this node HOST:PORT (repeatable)")
 def worker(queues: str, processes: int | None, threads: int | None, prefetch: int | None, pool_name: str | None, nodes: tuple[str, ...]) -> None:
@@ -58,7 +58,7 @@ def worker(queues: str, processes: int | None, threads: int | None, prefetch: in
     )
     click.echo(
         f"worker pool {pool.name or '(cli)'}: queues {', '.join(pool.queues) or 'all'}, "
-        f"{pool.processes} x {pool.threads} threads, prefetch {pool.prefetch or 2 * pool.threads}",
+        f"{pool.processes} x {pool.threads} threads, prefetch {pool.prefetch or f'adaptive from {2 * pool.threads}'}",
         err=True,
     )
     sys.exit(supervise(pool))

@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from dramatiq.middleware import Middleware
 from prometheus_client import (
@@ -44,6 +44,19 @@ IN_PROGRESS = Gauge("eventpipe_tasks_in_progress", "Tasks executing now", LABELS
 KILLSWITCH_DROPPED = Counter("eventpipe_killswitch_dropped", "Messages dropped by a kill switch", ("task", "rule"))
 
 
+class _Children(NamedTuple):
+    started: Counter
+    in_progress: Gauge
+    duration: Histogram
+    succeeded: Counter
+    failed: Counter
+    retried: Counter
+    skipped: Counter
+
+
+_PER_TASK = (TASKS_STARTED, IN_PROGRESS, TASK_DURATION, TASKS_SUCCEEDED, TASKS_FAILED, TASKS_RETRIED, TASKS_SKIPPED)
+
+
 def _labels(broker: Any, message: Any, topology: Any = None) -> dict[str, str]:
     topology = topology or getattr(broker, "topology", None)
     queue = topology.logical(message.queue_name) if topology is not None else message.queue_name
@@ -64,7 +77,7 @@ class TaskMetrics(Middleware):
         self.port = port
         self.local_only = local_only
         self._started: dict[str, float] = {}
-        self._lock = threading.Lock()
+        self._by_key: dict[tuple[str, str], _Children] = {}
 
     def after_worker_boot(self, broker: Any, worker: Any) -> None:
         if self.port and not _multiproc:
@@ -87,34 +100,43 @@ class TaskMetrics(Middleware):
             log.warning("no free metrics port in %d..%d; metrics are not served", first_port, first_port + tries - 1)
             return None
 
-    def before_process_message(self, broker: Any, message: Any) -> None:
-        labels = _labels(broker, message, self.topology)
-        TASKS_STARTED.labels(**labels).inc()
-        IN_PROGRESS.labels(**labels).inc()
-        with self._lock:
-            self._started[message.message_id] = time.perf_counter()
+    def _children(self, broker: Any, message: Any) -> _Children:
+        """The labelled metrics of this message's (task, queue), resolved once per pair:
+        ``labels()`` hashes and locks on every call, a measurable cost per no-op task."""
+        key = (message.actor_name, message.queue_name)
+        children = self._by_key.get(key)
+        if children is None:
+            labels = _labels(broker, message, self.topology)
+            children = _Children(*(m.labels(**labels) for m in _PER_TASK))
+            self._by_key[key] = children
+        return children
 
-    def _finish(self, broker: Any, message: Any) -> tuple[dict[str, str], float | None]:
-        labels = _labels(broker, message, self.topology)
-        with self._lock:
-            t0 = self._started.pop(message.message_id, None)
+    def before_process_message(self, broker: Any, message: Any) -> None:
+        children = self._children(broker, message)
+        children.started.inc()
+        children.in_progress.inc()
+        self._started[message.message_id] = time.perf_counter()  # dict ops are atomic under the GIL
+
+    def _finish(self, broker: Any, message: Any) -> tuple[_Children, float | None]:
+        children = self._children(broker, message)
+        t0 = self._started.pop(message.message_id, None)
         if t0 is not None:
-            IN_PROGRESS.labels(**labels).dec()
-        return labels, (time.perf_counter() - t0) if t0 is not None else None
+            children.in_progress.dec()
+        return children, (time.perf_counter() - t0) if t0 is not None else None
 
     def after_process_message(self, broker: Any, message: Any, *, result: Any = None, exception: BaseException | None = None) -> None:
-        labels, elapsed = self._finish(broker, message)
+        children, elapsed = self._finish(broker, message)
         if elapsed is not None:
-            TASK_DURATION.labels(**labels).observe(elapsed)
+            children.duration.observe(elapsed)
         if exception is None:
-            TASKS_SUCCEEDED.labels(**labels).inc()
+            children.succeeded.inc()
             return
-        TASKS_FAILED.labels(**labels).inc()
+        children.failed.inc()
         # The retry middleware (SafeRetries) runs before this one in the same pass when TaskMetrics
         # is appended after it (as the runtime does): it marks a message it will not retry failed.
         if not message.failed:
-            TASKS_RETRIED.labels(**labels).inc()
+            children.retried.inc()
 
     def after_skip_message(self, broker: Any, message: Any) -> None:
-        labels, _ = self._finish(broker, message)
-        TASKS_SKIPPED.labels(**labels).inc()
+        children, _ = self._finish(broker, message)
+        children.skipped.inc()

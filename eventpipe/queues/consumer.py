@@ -4,6 +4,21 @@ A node that fails is reconnected with backoff while the others keep serving; ack
 channel the message came from (or are dropped if that channel is gone: RabbitMQ redelivers);
 an undecodable message is dead-lettered with the reason; a message whose retry could not be
 published is requeued rather than acked.
+
+Acks are coalesced. Worker threads only note a finished delivery tag; the connection's thread
+settles everything noted since its last turn at once: one ``basic_ack(multiple=True)`` for the
+longest run of finished tags at the head of the channel's unsettled ones, single acks for the
+finished tags behind a message still running (so a slow task never holds back its neighbours'
+acks and never blocks the prefetch window), and one socket write for all of it. A profile of
+no-op tasks showed a wake-up, an ack frame and a flush per message as a quarter of the worker's
+CPU; nothing is acked earlier than before: a tag is acked only after its task finished.
+
+Prefetch adapts unless it was set by hand. It starts at the worker's floor (2 x threads) and,
+twice a second, becomes about a quarter of a second of this consumer's measured ack rate (at most
+:data:`PREFETCH_CEILING`): fast tasks get a deep window, so the broker is never waiting on a round
+trip for the next message (no-op tasks: 14.5k/s at prefetch 16, 20.7k/s at 256), while slow
+tasks keep the small window that spreads them over workers and federated nodes instead of
+hoarding them in one process.
 """
 
 from __future__ import annotations
@@ -12,7 +27,6 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
-from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pika
@@ -29,6 +43,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("eventpipe.rabbitmq")
 
+PREFETCH_CEILING = 1000
+PREFETCH_SECONDS = 0.25  # adaptive prefetch: about this much of the consumer's work in flight
+_ADAPT_EVERY_S = 0.5
+
 
 class ConsumingBroker(Protocol):
     """What the consumers need of their broker (``RabbitBroker`` has it). A shape, not an import of
@@ -37,6 +55,7 @@ class ConsumingBroker(Protocol):
     topology: Topology
     consume_urls: list[str]
     paused_queues: set[str]
+    adaptive_prefetch: bool
 
     def dead_letter(self, queue_name: str, body: bytes, info: dict[str, Any], *, task: str) -> None: ...
 
@@ -54,18 +73,27 @@ class _NodeMessage(MessageProxy):
 class NodeConsumer:
     """One queue on one node: a blocking connection polled by the consumer thread."""
 
-    def __init__(self, broker: ConsumingBroker, url: str, queue_name: str, prefetch: int) -> None:
+    def __init__(self, broker: ConsumingBroker, url: str, queue_name: str, prefetch: int, *, adaptive: bool = False) -> None:
         self.broker = broker
         self.url = url
         self.name = node_name(url)
         self.queue_name = queue_name
-        self.prefetch = prefetch
+        self.floor = self.prefetch = prefetch
+        self.adaptive = adaptive
+        self._acked = 0
+        self._adapt_at = time.monotonic() + _ADAPT_EVERY_S
         self.connection: pika.BlockingConnection | None = None
         self.channel: Any = None
         self.iterator: Any = None
         self.retry_at = 0.0
         self.backoff = 0.5
         self.generation = 0
+        # delivery tags handed out and not yet settled, ascending (dict: ordered, O(1) delete)
+        self._unsettled: dict[int, None] = {}
+        # settlements noted by worker threads, applied by the connection's thread
+        self._noted: list[tuple[int, int, bool]] = []  # (generation, tag, requeue)
+        self._noted_lock = threading.Lock()
+        self._flush_scheduled = False
 
     def connect(self) -> bool:
         if self.connection is not None:
@@ -78,10 +106,14 @@ class NodeConsumer:
             logical = self.broker.topology.logical(self.queue_name)
             self.channel.queue_declare(self.queue_name, durable=True, arguments=WORK_ARGS)
             self.channel.queue_declare(self.broker.topology.dead_letter(logical), durable=True, arguments=DLQ_ARGS)
-            self.channel.basic_qos(prefetch_count=self.prefetch)
+            self.prefetch = self.floor
+            # RabbitMQ applies a changed per-consumer prefetch to new consumers only; the
+            # channel-wide one (one consumer per channel here: the same limit) changes live
+            self.channel.basic_qos(prefetch_count=self.prefetch, global_qos=self.adaptive)
             self.iterator = self.channel.consume(self.queue_name, inactivity_timeout=0)
             self.backoff = 0.5
             self.generation += 1
+            self._unsettled = {}
             log.info("consuming %s on %s (prefetch %d)", self.queue_name, self.name, self.prefetch)
             return True
         except (pika.exceptions.AMQPError, OSError) as exc:
@@ -118,6 +150,8 @@ class NodeConsumer:
         try:
             if self.iterator is None:  # resumed after a pause
                 self.iterator = self.channel.consume(self.queue_name, inactivity_timeout=0)
+            if self.adaptive and time.monotonic() >= self._adapt_at:
+                self._adapt()
             if wait > 0:
                 self.connection.process_data_events(time_limit=wait)  # type: ignore[union-attr]
             method, properties, body = next(self.iterator)
@@ -131,26 +165,82 @@ class NodeConsumer:
         except DecodeError as exc:
             self._poison(method.delivery_tag, body, f"undecodable message: {exc}")
             return None
+        self._unsettled[method.delivery_tag] = None
         return _NodeMessage(self, method.delivery_tag, message, body, method.redelivered)
 
-    def _settle(self, generation: int, fn: Any, what: str) -> None:
-        """Ack or nack on the channel the message came from. If that channel is gone, RabbitMQ
-        has already put the message back: drop the ack. Raising here would make dramatiq retry
-        the ack forever, and sending the tag on a newer channel could settle a different message."""
-        conn, channel = self.connection, self.channel
-        if generation != self.generation or conn is None or not conn.is_open or channel is None:
+    def _adapt(self) -> None:
+        """Set prefetch to about PREFETCH_SECONDS of the ack rate since the last turn."""
+        now = time.monotonic()
+        rate = self._acked / (now - self._adapt_at + _ADAPT_EVERY_S)
+        self._acked, self._adapt_at = 0, now + _ADAPT_EVERY_S
+        want = max(self.floor, min(PREFETCH_CEILING, int(rate * PREFETCH_SECONDS)))
+        if want != self.prefetch and (want > self.prefetch * 1.25 or want < self.prefetch * 0.75 or want == self.floor):
+            self.channel.basic_qos(prefetch_count=want, global_qos=True)
+            log.debug("prefetch of %s on %s: %d -> %d (%.0f acks/s)", self.queue_name, self.name, self.prefetch, want, rate)
+            self.prefetch = want
+
+    def _note(self, generation: int, tag: int, requeue: bool) -> None:
+        """Settle on the channel the message came from, on the connection's thread. If that
+        channel is gone, RabbitMQ has already put the message back: drop the settlement. Raising
+        here would make dramatiq retry the ack forever, and sending the tag on a newer channel
+        could settle a different message."""
+        what = "requeue" if requeue else "ack"
+        conn = self.connection
+        if generation != self.generation or conn is None or not conn.is_open or self.channel is None:
             log.info("%s skipped: its connection to %s is gone; the message will be redelivered", what, self.name)
             return
+        with self._noted_lock:
+            self._noted.append((generation, tag, requeue))
+            if self._flush_scheduled:
+                return  # the pending flush takes this one too: one wake-up for many acks
+            self._flush_scheduled = True
         try:
-            conn.add_callback_threadsafe(partial(fn, channel))
+            conn.add_callback_threadsafe(self._flush)
         except Exception as exc:  # noqa: BLE001
+            with self._noted_lock:
+                self._flush_scheduled = False
             log.info("%s skipped (%s); the message will be redelivered", what, exc)
 
     def ack(self, generation: int, tag: int) -> None:
-        self._settle(generation, lambda ch: ch.is_open and ch.basic_ack(tag), "ack")
+        self._note(generation, tag, False)
 
     def requeue(self, generation: int, tag: int) -> None:
-        self._settle(generation, lambda ch: ch.is_open and ch.basic_nack(tag, requeue=True), "requeue")
+        self._note(generation, tag, True)
+
+    def _flush(self) -> None:
+        """Runs on the connection's thread: apply every noted settlement in one socket write."""
+        with self._noted_lock:
+            noted, self._noted = self._noted, []
+            self._flush_scheduled = False
+        channel = self.channel
+        if channel is None or not channel.is_open:
+            return
+        impl = channel._impl  # frames are queued here and written once, below
+        finished: set[int] = set()
+        for generation, tag, requeue in noted:
+            if generation != self.generation or tag not in self._unsettled:
+                continue  # from an older channel, or settled already: RabbitMQ redelivers or has it
+            if requeue:
+                del self._unsettled[tag]
+                impl.basic_nack(tag, requeue=True)
+            else:
+                finished.add(tag)
+        run: list[int] = []
+        for tag in self._unsettled:  # ascending: the run of finished tags at the head
+            if tag not in finished:
+                break
+            run.append(tag)
+        for tag in run:
+            del self._unsettled[tag]
+            finished.discard(tag)
+        self._acked += len(run) + len(finished)
+        if run:
+            impl.basic_ack(run[-1], multiple=True)
+        for tag in finished:  # behind a message still running: acked alone, now
+            del self._unsettled[tag]
+            impl.basic_ack(tag)
+        if noted and self.connection is not None:
+            channel._flush_output()  # one write for every frame queued above
 
     def _poison(self, tag: int, body: bytes, reason: str) -> None:  # runs on the consumer thread
         info = {"reason": reason, "traceback": "", "attempts": 1, "failure_times": [time.time()]}
@@ -183,7 +273,7 @@ class MultiNodeConsumer(Consumer):
         self.broker = broker
         self.queue_name = queue_name
         self.timeout = timeout / 1000
-        self.nodes = [NodeConsumer(broker, url, queue_name, prefetch) for url in broker.consume_urls]
+        self.nodes = [NodeConsumer(broker, url, queue_name, prefetch, adaptive=broker.adaptive_prefetch) for url in broker.consume_urls]
         self._turn = 0
         for node in self.nodes:
             node.connect()

@@ -10,8 +10,10 @@ from typing import Any
 
 from dramatiq.brokers.stub import StubBroker, _StubConsumer
 
+from .hooks import OnlyDefinedHooks
 
-class EmbeddedBroker(StubBroker):
+
+class EmbeddedBroker(OnlyDefinedHooks, StubBroker):
     """The in-process implementation of :class:`~eventpipe.queues.broker.EventBroker`."""
 
     in_process = True

@@ -28,6 +28,7 @@ from dramatiq.errors import QueueNotFound
 from dramatiq.message import Message
 
 from .failures import dead_letter_info
+from .hooks import OnlyDefinedHooks
 
 from .declare import DLQ_ARGS, WORK_ARGS, delay_args
 from .nodes import canonical_url, connect, node_name, normalize_node_name, queue_depth
@@ -39,7 +40,7 @@ log = logging.getLogger("eventpipe.rabbitmq")
 HEADER_PREFIX = "x-eventpipe-"
 
 
-class RabbitBroker(dramatiq.Broker):
+class RabbitBroker(OnlyDefinedHooks, dramatiq.Broker):
     """The RabbitMQ implementation of :class:`~eventpipe.queues.broker.EventBroker`."""
 
     in_process = False
@@ -61,6 +62,7 @@ class RabbitBroker(dramatiq.Broker):
         self.topology = topology
         self.queues: set[str] = set()
         self.paused_queues: set[str] = set()  # physical names; consumers stop taking messages
+        self.adaptive_prefetch = False  # `eventpipe worker` turns it on unless --prefetch is given
         wanted = None if consume_nodes is None else {normalize_node_name(n) for n in consume_nodes}
         self.consume_urls = [u for u in self.urls if wanted is None or node_name(u) in wanted]
         self._declare_lock = threading.Lock()
