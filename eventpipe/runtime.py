@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +19,7 @@ import dramatiq
 import orjson
 from dramatiq.common import compute_backoff
 from dramatiq.encoder import Encoder
+from dramatiq.message import Message
 from dramatiq.middleware import CurrentMessage
 
 from eventpipe.config import Settings, get_settings
@@ -26,7 +27,8 @@ from eventpipe.kvstore import KeyValueStore, open_configured_store
 from eventpipe.metadata.db import Database, utcnow
 from eventpipe.queues.topology import Topology
 from eventpipe.tasks.api import MAX_BATCH_BYTES, Item, Registry, Task, load_catalogue
-from eventpipe.tasks.batch import pack, run_batch
+from eventpipe.tasks.batch import FailItem, pack, run_batch
+from eventpipe.tasks.coalesce import Coalescer
 from eventpipe.middleware import default_middleware, is_transient
 from eventpipe.queues.failures import dead_letter_info, record_failure
 
@@ -130,9 +132,14 @@ class Runtime:
     def _bound(self, spec: Task) -> Any:
         ctx = self.context
         if spec.batch:
+            coalescer = Coalescer(spec.batch_size)
+
+            def execute(items: Sequence[Item], fail_item: FailItem) -> None:
+                run_batch(spec, ctx, items, fail_item, is_transient)
 
             def run(items: list[Item]) -> None:
-                run_batch(spec, ctx, items, lambda item, exc: self._fail_item(spec, item, exc), is_transient)
+                parent = CurrentMessage.get_current_message()  # this thread's message, for its items' retries
+                coalescer.run(items, lambda item, exc: self._fail_item(spec, item, exc, parent), execute)
 
         elif spec.idempotency_key is not None:
             from eventpipe.tasks.receipts import run_once
@@ -151,10 +158,10 @@ class Runtime:
         run.__module__ = spec.fn.__module__
         return run
 
-    def _fail_item(self, spec: Task, item: Item, exc: BaseException) -> None:
+    def _fail_item(self, spec: Task, item: Item, exc: BaseException, parent: Message[Any] | None) -> None:
         """One item of a batch failed while the rest succeeded: send it on alone, as a retry with
-        its backoff delay, or to the dead-letter queue when it is permanent or out of retries."""
-        parent = CurrentMessage.get_current_message()
+        its backoff delay, or to the dead-letter queue when it is permanent or out of retries.
+        ``parent`` is the message the item came in (its retry count carries over)."""
         actor = self.actors[spec.name]
         options: dict[str, Any] = {}
         if parent is not None:
