@@ -71,12 +71,13 @@ class TaskResult:
     items_per_message: float = 1.0
 
     @property
-    def worker_ms_per_task(self) -> float:
-        return 1000 * self.worker_cpu_s / self.n
+    def worker_ms_per_task(self) -> float | None:
+        """None when nothing was timed (the prefetch took the whole backlog before the clock started)."""
+        return 1000 * self.worker_cpu_s / self.n if self.n else None
 
     @property
-    def broker_ms_per_task(self) -> float:
-        return 1000 * self.broker_cpu_s / self.n
+    def broker_ms_per_task(self) -> float | None:
+        return 1000 * self.broker_cpu_s / self.n if self.n else None
 
 
 @dataclass

@@ -153,7 +153,9 @@ def child_main(pool: PoolConfig, worker_id: str, parent_pid: int | None = None) 
     started = _utcnow()
     reason = "stop"
     paused: set[str] = set()
-    next_beat = 0.0
+    # seen by `ops workers` and the console as soon as it consumes, not a control tick later
+    _heartbeat(rt, worker_id, pool, queues, started, counter.done, "running")
+    next_beat = time.monotonic() + HEARTBEAT_S
     try:
         while not stop.wait(CONTROL_S):
             paused = _apply_pauses(rt, worker, queues, paused)
