@@ -34,9 +34,8 @@ class OnlyDefinedHooks:
         return hooks
 
     def add_middleware(self, middleware: Middleware, **kwargs: Any) -> None:
-        self.__dict__["_hooks"] = {}
         super().add_middleware(middleware, **kwargs)  # type: ignore[misc]
-        self.__dict__["_hooks"] = {}
+        self.__dict__["_hooks"] = {}  # resolved again on the next emit
 
     def emit_before(self, signal: str, *args: Any, **kwargs: Any) -> None:
         name = "before_" + signal
